@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The main job on the bundled sample library, with a catalog of its own in target/demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release --locked --quiet
+pinpoint="target/release/pinpoint --catalog target/demo/catalog.sqlite"
+$pinpoint library add assets/sample-library >/dev/null
+$pinpoint scan
+echo
+$pinpoint photos list

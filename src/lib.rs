@@ -1,0 +1,15 @@
+//! Pinpoint's engine: the photo catalog, library scanning, CRN+NetVLAD place descriptors,
+//! nearest-neighbour search and location proposals. It knows nothing of any user interface;
+//! the `pinpoint` CLI and the desktop shell (`src-tauri/`) call into it.
+//!
+//! See ARCHITECTURE.md for the data flow and what each module may touch.
+
+pub mod catalog;
+pub mod contain;
+pub mod error;
+pub mod geo;
+pub mod library;
+pub mod progress;
+
+pub use catalog::Catalog;
+pub use error::{Error, Result};

@@ -1,0 +1,16 @@
+//! The photo library: which files are photos, reading their metadata, scanning roots into the
+//! catalog, decoding pixels upright, and thumbnails.
+
+pub mod decode;
+pub mod format;
+mod iptc;
+pub mod jpeg;
+pub mod metadata;
+pub mod scan;
+pub mod thumbnail;
+pub mod xmp;
+
+pub use format::PhotoFormat;
+pub use metadata::{read_photo_metadata, CaptureTime, Located, LocationSource, PhotoMetadata};
+pub use scan::{scan, FileProblem, ScanOptions, ScanReport};
+pub use thumbnail::{thumbnail, ThumbnailSize};
