@@ -132,13 +132,8 @@ impl WinogradConv {
         let mut out = vec![0f32; b * h * w * cout];
         let out_ptr = SharedMut(out.as_mut_ptr());
         let blocks = tiles.div_ceil(TILE_BLOCK);
-        // Few blocks (a small input): run them one after the other, each product on all threads.
-        let threads = rayon::current_num_threads();
-        let gemm_par = if blocks < 2 * threads {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
+        // Few blocks (a small input): run them one after the other, each spreading its products.
+        let parallel_products = blocks < 2 * rayon::current_num_threads();
         let run_blocks = |f: &(dyn Fn(&mut BlockScratch, usize) + Sync)| {
             let init = || {
                 let cmax = cin.max(cout);
@@ -150,7 +145,7 @@ impl WinogradConv {
                     vec![0f32; 36 * cmax],
                 )
             };
-            if matches!(gemm_par, gemm::Parallelism::None) {
+            if !parallel_products {
                 (0..blocks)
                     .into_par_iter()
                     .for_each_init(init, |state, block| f(state, block));
@@ -184,16 +179,15 @@ impl WinogradConv {
                 }
             }
             // 2. 36 products over channels: M[xi] (n x cout) = V[xi] (n x cin) * U[xi] (cin x cout).
-            for xi in 0..36 {
-                matmul(
-                    &mut m[xi * n * cout..(xi + 1) * n * cout],
-                    &v[xi * n * cin..(xi + 1) * n * cin],
-                    &self.u[xi * cin * cout..(xi + 1) * cin * cout],
-                    n,
-                    cin,
-                    cout,
-                    gemm_par,
-                );
+            // A lone block (a small input) spreads its 36 products over the threads.
+            let product = |xi: usize, dst: &mut [f32]| {
+                let (a, u) = (&v[xi * n * cin..(xi + 1) * n * cin], &self.u[xi * cin * cout..(xi + 1) * cin * cout]);
+                matmul(dst, a, u, n, cin, cout, gemm::Parallelism::None);
+            };
+            if parallel_products {
+                m[..36 * n * cout].par_chunks_mut(n * cout).enumerate().for_each(|(xi, dst)| product(xi, dst));
+            } else {
+                m[..36 * n * cout].chunks_mut(n * cout).enumerate().for_each(|(xi, dst)| product(xi, dst));
             }
             // 3. Output transform, bias, ReLU, write.
             for t in 0..n {
