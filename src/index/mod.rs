@@ -2,6 +2,7 @@
 //! small reference sets and as ground truth, HNSW (hnsw_rs) for large ones, persisted and reloaded.
 
 pub mod exact;
+pub mod flat;
 pub mod hnsw;
 
 use serde::Serialize;

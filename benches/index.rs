@@ -1,0 +1,222 @@
+//! Index benchmark: exact search against HNSW (hnsw_rs, as Pinpoint configures it) and hnswlib
+//! (PyPI) on the same vectors: build time, memory, query latency and recall@10 against exact
+//! search for several `ef`.
+//!
+//! Vectors: "clustered" are shaped like place descriptors — unit vectors around 2,000 centres in a
+//! 64-dimensional subspace, with a little noise in every dimension (low intrinsic dimension, real
+//! neighbourhoods); "uniform" are uniform random unit vectors (no neighbourhood structure: a worst
+//! case, reported, not targeted).
+//!
+//!     cargo bench --bench index -- [--n 100000] [--dim 512] [--kind clustered|uniform] [--no-hnswlib]
+//!     cargo bench --bench index -- --crossover      (exact vs HNSW latency from 1k to 200k)
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use pinpoint::index::{ExactIndex, HnswIndex, HnswParams, Neighbor};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn gauss(&mut self) -> f32 {
+        let (u, v) = (self.uniform().max(1e-7), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+}
+
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    pinpoint::index::normalize(&mut v);
+    v
+}
+
+/// `n` database vectors and `q` queries (queries are perturbed copies of database points' cluster
+/// mates, so that true neighbours exist).
+fn vectors(kind: &str, n: usize, q: usize, dim: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let mut rng = Rng(seed);
+    if kind == "uniform" {
+        let db = (0..n).map(|_| unit((0..dim).map(|_| rng.gauss()).collect())).collect();
+        let qs = (0..q).map(|_| unit((0..dim).map(|_| rng.gauss()).collect())).collect();
+        return (db, qs);
+    }
+    let sub = 64;
+    let basis: Vec<Vec<f32>> = (0..sub).map(|_| unit((0..dim).map(|_| rng.gauss()).collect())).collect();
+    let centres: Vec<Vec<f32>> = (0..2000).map(|_| (0..sub).map(|_| rng.gauss()).collect()).collect();
+    let point = |rng: &mut Rng, spread: f32| {
+        let c = &centres[(rng.next() % centres.len() as u64) as usize];
+        let coeffs: Vec<f32> = c.iter().map(|x| x + spread * rng.gauss()).collect();
+        let mut v = vec![0f32; dim];
+        for (b, a) in basis.iter().zip(&coeffs) {
+            for (vi, bi) in v.iter_mut().zip(b) {
+                *vi += a * bi;
+            }
+        }
+        for vi in v.iter_mut() {
+            *vi += 0.05 * rng.gauss();
+        }
+        unit(v)
+    };
+    let db = (0..n).map(|_| point(&mut rng, 0.5)).collect();
+    let qs = (0..q).map(|_| point(&mut rng, 0.5)).collect();
+    (db, qs)
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn recall_at_10(found: &[Vec<Neighbor>], truth: &[Vec<Neighbor>]) -> f64 {
+    let mut hit = 0;
+    for (f, t) in found.iter().zip(truth) {
+        let want: std::collections::HashSet<i64> = t.iter().take(10).map(|n| n.id).collect();
+        hit += f.iter().take(10).filter(|n| want.contains(&n.id)).count();
+    }
+    hit as f64 / (10 * truth.len()) as f64
+}
+
+/// Single-query latency (one thread), in milliseconds per query.
+fn latency_ms(search: impl Fn(&[Vec<f32>]) -> Vec<Vec<Neighbor>> + Sync, queries: &[Vec<f32>]) -> f64 {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let t = Instant::now();
+    pool.install(|| {
+        for q in queries {
+            let _ = search(std::slice::from_ref(q));
+        }
+    });
+    t.elapsed().as_secs_f64() * 1000.0 / queries.len() as f64
+}
+
+fn crossover(dim: usize) {
+    println!("exact vs HNSW (M 24, ef 128), {dim}-d clustered, one thread, ms per query:");
+    println!("{:>8} {:>10} {:>10} {:>10}", "n", "exact", "exact/100", "hnsw");
+    for n in [1_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000] {
+        let (db, qs) = vectors("clustered", n, 200, dim, 7);
+        let items: Vec<(i64, Vec<f32>)> = db.into_iter().enumerate().map(|(i, v)| (i as i64, v)).collect();
+        let exact = ExactIndex::with_vectors(dim, items.iter().cloned());
+        let one = latency_ms(|q| exact.search(q, 10), &qs[..50]);
+        // Batched: 100 queries per call (a propose run over many photos).
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let t = Instant::now();
+        pool.install(|| exact.search(&qs[..100], 10));
+        let batched = t.elapsed().as_secs_f64() * 1000.0 / 100.0;
+        let hnsw = HnswIndex::build(dim, &items, HnswParams::default(), "bench").unwrap();
+        let h = latency_ms(|q| hnsw.search(q, 10), &qs);
+        println!("{n:>8} {one:>10.3} {batched:>10.3} {h:>10.3}");
+    }
+}
+
+fn main() {
+    let dim: usize = arg("--dim").and_then(|v| v.parse().ok()).unwrap_or(512);
+    if flag("--crossover") {
+        crossover(dim);
+        return;
+    }
+    let n: usize = arg("--n").and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let kind = arg("--kind").unwrap_or_else(|| "clustered".into());
+    let nq = 1000;
+    let work = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&work).unwrap();
+    let t = Instant::now();
+    let (db, qs) = vectors(&kind, n, nq, dim, 42);
+    println!("{kind} {n} x {dim} vectors, {nq} queries (generated in {:.1} s)", t.elapsed().as_secs_f64());
+    let items: Vec<(i64, Vec<f32>)> = db.iter().cloned().enumerate().map(|(i, v)| (i as i64, v)).collect();
+
+    // Exact ground truth.
+    let exact = ExactIndex::with_vectors(dim, items.iter().cloned());
+    let t = Instant::now();
+    let truth = exact.search(&qs, 10);
+    let exact_batched = t.elapsed().as_secs_f64() * 1000.0 / nq as f64;
+    let exact_one = latency_ms(|q| exact.search(q, 10), &qs[..50]);
+    println!("exact: {exact_one:.3} ms/query alone, {exact_batched:.3} ms/query in batches (2 threads)");
+
+    // hnsw_rs
+    let rss0 = rss_mb();
+    let t = Instant::now();
+    let defaults = HnswParams::default();
+    let params = HnswParams {
+        max_connections: arg("--m").and_then(|v| v.parse().ok()).unwrap_or(defaults.max_connections),
+        ef_construction: arg("--efc").and_then(|v| v.parse().ok()).unwrap_or(defaults.ef_construction),
+        ef_search: 128,
+    };
+    let mut hnsw = HnswIndex::build(dim, &items, params, "bench").unwrap();
+    let build_s = t.elapsed().as_secs_f64();
+    let mem = rss_mb() - rss0;
+    println!("hnsw_rs: M {} efc {}: built in {build_s:.1} s ({:.0} inserts/s), +{mem:.0} MB resident", params.max_connections, params.ef_construction, n as f64 / build_s);
+    let dir = work.join("index-bench");
+    let t = Instant::now();
+    hnsw.save(&dir, "bench").unwrap();
+    let save_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let reloaded = HnswIndex::load(&dir, "bench").unwrap();
+    println!("  saved in {save_s:.1} s, reloaded in {:.1} s ({} points)", t.elapsed().as_secs_f64(), reloaded.len());
+    drop(reloaded);
+    println!("{:>6} {:>10} {:>12} {:>12}", "ef", "recall@10", "ms/query", "queries/s(2t)");
+    for ef in [16, 32, 64, 128, 256, 512] {
+        hnsw.set_ef_search(ef);
+        let found = hnsw.search(&qs, 10);
+        let r = recall_at_10(&found, &truth);
+        let ms = latency_ms(|q| hnsw.search(q, 10), &qs);
+        let t = Instant::now();
+        let _ = hnsw.search(&qs, 10);
+        let qps = nq as f64 / t.elapsed().as_secs_f64();
+        println!("{ef:>6} {r:>10.4} {ms:>12.3} {qps:>12.0}");
+    }
+
+    if !flag("--no-hnswlib") {
+        let file = work.join(format!("vectors-{kind}-{n}-{dim}.f32"));
+        let mut bytes = Vec::with_capacity((n + nq) * dim * 4);
+        for v in db.iter().chain(&qs) {
+            for x in v {
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        std::fs::write(&file, bytes).unwrap();
+        let truth_file = work.join(format!("truth-{kind}-{n}-{dim}.json"));
+        let ids: Vec<Vec<i64>> = truth.iter().map(|t| t.iter().map(|n| n.id).collect()).collect();
+        std::fs::write(&truth_file, serde_json::to_vec(&ids).unwrap()).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/index_hnswlib.py");
+        let out = Command::new("python3")
+            .args([
+                script,
+                file.to_str().unwrap(),
+                truth_file.to_str().unwrap(),
+                &n.to_string(),
+                &nq.to_string(),
+                &dim.to_string(),
+                &params.max_connections.to_string(),
+                &params.ef_construction.to_string(),
+            ])
+            .output()
+            .expect("python3");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        if !out.status.success() {
+            eprintln!("hnswlib run failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let _ = std::fs::remove_file(&file);
+    }
+}
