@@ -18,7 +18,10 @@ use pinpoint::index::{ExactIndex, HnswIndex, HnswParams, Neighbor};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 fn flag(name: &str) -> bool {
@@ -50,16 +53,30 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
 
 /// `n` database vectors and `q` queries (queries are perturbed copies of database points' cluster
 /// mates, so that true neighbours exist).
-fn vectors(kind: &str, n: usize, q: usize, dim: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+fn vectors(
+    kind: &str,
+    n: usize,
+    q: usize,
+    dim: usize,
+    seed: u64,
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let mut rng = Rng(seed);
     if kind == "uniform" {
-        let db = (0..n).map(|_| unit((0..dim).map(|_| rng.gauss()).collect())).collect();
-        let qs = (0..q).map(|_| unit((0..dim).map(|_| rng.gauss()).collect())).collect();
+        let db = (0..n)
+            .map(|_| unit((0..dim).map(|_| rng.gauss()).collect()))
+            .collect();
+        let qs = (0..q)
+            .map(|_| unit((0..dim).map(|_| rng.gauss()).collect()))
+            .collect();
         return (db, qs);
     }
     let sub = 64;
-    let basis: Vec<Vec<f32>> = (0..sub).map(|_| unit((0..dim).map(|_| rng.gauss()).collect())).collect();
-    let centres: Vec<Vec<f32>> = (0..2000).map(|_| (0..sub).map(|_| rng.gauss()).collect()).collect();
+    let basis: Vec<Vec<f32>> = (0..sub)
+        .map(|_| unit((0..dim).map(|_| rng.gauss()).collect()))
+        .collect();
+    let centres: Vec<Vec<f32>> = (0..2000)
+        .map(|_| (0..sub).map(|_| rng.gauss()).collect())
+        .collect();
     let point = |rng: &mut Rng, spread: f32| {
         let c = &centres[(rng.next() % centres.len() as u64) as usize];
         let coeffs: Vec<f32> = c.iter().map(|x| x + spread * rng.gauss()).collect();
@@ -100,8 +117,14 @@ fn recall_at_10(found: &[Vec<Neighbor>], truth: &[Vec<Neighbor>]) -> f64 {
 }
 
 /// Single-query latency (one thread), in milliseconds per query.
-fn latency_ms(search: impl Fn(&[Vec<f32>]) -> Vec<Vec<Neighbor>> + Sync, queries: &[Vec<f32>]) -> f64 {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+fn latency_ms(
+    search: impl Fn(&[Vec<f32>]) -> Vec<Vec<Neighbor>> + Sync,
+    queries: &[Vec<f32>],
+) -> f64 {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let t = Instant::now();
     pool.install(|| {
         for q in queries {
@@ -113,14 +136,24 @@ fn latency_ms(search: impl Fn(&[Vec<f32>]) -> Vec<Vec<Neighbor>> + Sync, queries
 
 fn crossover(dim: usize) {
     println!("exact vs HNSW (M 24, ef 128), {dim}-d clustered, one thread, ms per query:");
-    println!("{:>8} {:>10} {:>10} {:>10}", "n", "exact", "exact/100", "hnsw");
+    println!(
+        "{:>8} {:>10} {:>10} {:>10}",
+        "n", "exact", "exact/100", "hnsw"
+    );
     for n in [1_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000] {
         let (db, qs) = vectors("clustered", n, 200, dim, 7);
-        let items: Vec<(i64, Vec<f32>)> = db.into_iter().enumerate().map(|(i, v)| (i as i64, v)).collect();
+        let items: Vec<(i64, Vec<f32>)> = db
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64, v))
+            .collect();
         let exact = ExactIndex::with_vectors(dim, items.iter().cloned());
         let one = latency_ms(|q| exact.search(q, 10), &qs[..50]);
         // Batched: 100 queries per call (a propose run over many photos).
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let t = Instant::now();
         pool.install(|| exact.search(&qs[..100], 10));
         let batched = t.elapsed().as_secs_f64() * 1000.0 / 100.0;
@@ -143,8 +176,16 @@ fn main() {
     std::fs::create_dir_all(&work).unwrap();
     let t = Instant::now();
     let (db, qs) = vectors(&kind, n, nq, dim, 42);
-    println!("{kind} {n} x {dim} vectors, {nq} queries (generated in {:.1} s)", t.elapsed().as_secs_f64());
-    let items: Vec<(i64, Vec<f32>)> = db.iter().cloned().enumerate().map(|(i, v)| (i as i64, v)).collect();
+    println!(
+        "{kind} {n} x {dim} vectors, {nq} queries (generated in {:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    let items: Vec<(i64, Vec<f32>)> = db
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v))
+        .collect();
 
     // Exact ground truth.
     let exact = ExactIndex::with_vectors(dim, items.iter().cloned());
@@ -152,30 +193,48 @@ fn main() {
     let truth = exact.search(&qs, 10);
     let exact_batched = t.elapsed().as_secs_f64() * 1000.0 / nq as f64;
     let exact_one = latency_ms(|q| exact.search(q, 10), &qs[..50]);
-    println!("exact: {exact_one:.3} ms/query alone, {exact_batched:.3} ms/query in batches (2 threads)");
+    println!(
+        "exact: {exact_one:.3} ms/query alone, {exact_batched:.3} ms/query in batches (2 threads)"
+    );
 
     // hnsw_rs
     let rss0 = rss_mb();
     let t = Instant::now();
     let defaults = HnswParams::default();
     let params = HnswParams {
-        max_connections: arg("--m").and_then(|v| v.parse().ok()).unwrap_or(defaults.max_connections),
-        ef_construction: arg("--efc").and_then(|v| v.parse().ok()).unwrap_or(defaults.ef_construction),
+        max_connections: arg("--m")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(defaults.max_connections),
+        ef_construction: arg("--efc")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(defaults.ef_construction),
         ef_search: 128,
     };
     let mut hnsw = HnswIndex::build(dim, &items, params, "bench").unwrap();
     let build_s = t.elapsed().as_secs_f64();
     let mem = rss_mb() - rss0;
-    println!("hnsw_rs: M {} efc {}: built in {build_s:.1} s ({:.0} inserts/s), +{mem:.0} MB resident", params.max_connections, params.ef_construction, n as f64 / build_s);
+    println!(
+        "hnsw_rs: M {} efc {}: built in {build_s:.1} s ({:.0} inserts/s), +{mem:.0} MB resident",
+        params.max_connections,
+        params.ef_construction,
+        n as f64 / build_s
+    );
     let dir = work.join("index-bench");
     let t = Instant::now();
     hnsw.save(&dir, "bench").unwrap();
     let save_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let reloaded = HnswIndex::load(&dir, "bench").unwrap();
-    println!("  saved in {save_s:.1} s, reloaded in {:.1} s ({} points)", t.elapsed().as_secs_f64(), reloaded.len());
+    println!(
+        "  saved in {save_s:.1} s, reloaded in {:.1} s ({} points)",
+        t.elapsed().as_secs_f64(),
+        reloaded.len()
+    );
     drop(reloaded);
-    println!("{:>6} {:>10} {:>12} {:>12}", "ef", "recall@10", "ms/query", "queries/s(2t)");
+    println!(
+        "{:>6} {:>10} {:>12} {:>12}",
+        "ef", "recall@10", "ms/query", "queries/s(2t)"
+    );
     for ef in [16, 32, 64, 128, 256, 512] {
         hnsw.set_ef_search(ef);
         let found = hnsw.search(&qs, 10);
@@ -197,7 +256,10 @@ fn main() {
         }
         std::fs::write(&file, bytes).unwrap();
         let truth_file = work.join(format!("truth-{kind}-{n}-{dim}.json"));
-        let ids: Vec<Vec<i64>> = truth.iter().map(|t| t.iter().map(|n| n.id).collect()).collect();
+        let ids: Vec<Vec<i64>> = truth
+            .iter()
+            .map(|t| t.iter().map(|n| n.id).collect())
+            .collect();
         std::fs::write(&truth_file, serde_json::to_vec(&ids).unwrap()).unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/index_hnswlib.py");
         let out = Command::new("python3")
@@ -215,7 +277,10 @@ fn main() {
             .expect("python3");
         print!("{}", String::from_utf8_lossy(&out.stdout));
         if !out.status.success() {
-            eprintln!("hnswlib run failed: {}", String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "hnswlib run failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let _ = std::fs::remove_file(&file);
     }

@@ -14,6 +14,7 @@ pub mod library;
 pub mod locate;
 pub mod model;
 pub mod progress;
+pub mod tagging;
 
 pub use catalog::Catalog;
 pub use error::{Error, Result};

@@ -125,6 +125,110 @@ enum Command {
         #[command(flatten)]
         model: ModelSelect,
     },
+
+    /// Write or clear photo locations (atomic, verified, journaled, undoable)
+    #[command(subcommand)]
+    Tag(TagCommand),
+
+    /// Accept pending proposals: write their locations into the photos
+    Accept {
+        /// Only these photos [default: every pending proposal]
+        paths: Vec<PathBuf>,
+        /// Only proposals at least this confident
+        #[arg(long, default_value_t = 0.0)]
+        min_confidence: f64,
+        #[command(flatten)]
+        write: WriteFlags,
+    },
+
+    /// The edit journal: what Pinpoint wrote, newest first
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+
+    /// Undo a batch of writes (the last one by default), byte for byte
+    Undo {
+        /// Batch number from `pinpoint history`
+        batch: Option<i64>,
+        /// Undo every batch since TIME (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, UTC)
+        #[arg(long, requires = "since", conflicts_with = "batch")]
+        all: bool,
+        #[arg(long, requires = "all")]
+        since: Option<String>,
+        /// Do not keep the files' modification times
+        #[arg(long)]
+        touch: bool,
+    },
+
+    /// Settle writes interrupted by a crash
+    Recover,
+}
+
+#[derive(Args)]
+struct WriteFlags {
+    /// Where to write: embed (into the photos), sidecar (XMP beside them), both [default: the catalog setting, embed]
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// Let written files take the current time as modification time
+    #[arg(long)]
+    touch: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Embed,
+    Sidecar,
+    Both,
+}
+
+impl WriteFlags {
+    fn args(&self) -> cli::tag::WriteArgs {
+        cli::tag::WriteArgs {
+            mode: self.mode.map(ModeArg::mode),
+            touch: self.touch,
+        }
+    }
+}
+
+impl ModeArg {
+    fn mode(self) -> pinpoint::tagging::WriteMode {
+        match self {
+            ModeArg::Embed => pinpoint::tagging::WriteMode::Embed,
+            ModeArg::Sidecar => pinpoint::tagging::WriteMode::Sidecar,
+            ModeArg::Both => pinpoint::tagging::WriteMode::Both,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum TagCommand {
+    /// Set the location of photos
+    Set {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, allow_hyphen_values = true)]
+        lat: f64,
+        #[arg(long, allow_hyphen_values = true)]
+        lon: f64,
+        /// Altitude in metres above sea level
+        #[arg(long, allow_hyphen_values = true)]
+        alt: Option<f64>,
+        #[command(flatten)]
+        write: WriteFlags,
+    },
+    /// Remove the location of photos
+    Clear {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        write: WriteFlags,
+    },
+    /// Choose where locations are written from now on
+    Mode {
+        #[arg(value_enum)]
+        mode: ModeArg,
+    },
 }
 
 #[derive(Args)]
@@ -441,6 +545,37 @@ fn main() -> ExitCode {
             )
         }),
         Command::Update { model } => model.args().and_then(|m| cli::locate::update(&ctx, &m)),
+        Command::Tag(TagCommand::Set {
+            paths,
+            lat,
+            lon,
+            alt,
+            write,
+        }) => cli::tag::tag(
+            &ctx,
+            &paths,
+            Some(pinpoint::geo::GeoPoint { lat, lon, alt }),
+            &write.args(),
+        ),
+        Command::Tag(TagCommand::Clear { paths, write }) => {
+            cli::tag::tag(&ctx, &paths, None, &write.args())
+        }
+        Command::Tag(TagCommand::Mode { mode }) => {
+            cli::tag::set_write_mode(&ctx, mode.mode(), None)
+        }
+        Command::Accept {
+            paths,
+            min_confidence,
+            write,
+        } => cli::tag::accept(&ctx, &paths, min_confidence, &write.args()),
+        Command::History { limit } => cli::tag::history(&ctx, limit),
+        Command::Undo {
+            batch,
+            all: _,
+            since,
+            touch,
+        } => cli::tag::undo(&ctx, batch, since.as_deref(), touch),
+        Command::Recover => cli::tag::recover(&ctx),
         Command::Model(ModelCommand::Info { model }) => {
             model.args().and_then(|m| cli::model::info(&ctx, &m))
         }

@@ -4,6 +4,7 @@
 //! [`rusqlite::Transaction`] so that each batch is applied whole or not at all.
 
 mod descriptors;
+mod journal;
 mod locate;
 pub(crate) mod photos;
 mod schema;
@@ -17,6 +18,7 @@ use serde::Serialize;
 use crate::error::{Error, IoContext, Result};
 
 pub use descriptors::{describable, descriptors_from_blob, DescribeTarget, DescriptorCounts};
+pub use journal::{BatchRow, EditRow, NewEdit};
 pub use locate::{GpxTrackRow, ProposalRow, SuspiciousRow};
 pub use photos::{PhotoFilter, PhotoRecord, PhotoStatus, PhotoUpdate};
 

@@ -444,3 +444,38 @@ pub(crate) fn forget_unreadable_gone(
     }
     Ok(())
 }
+
+impl Catalog {
+    /// Rewrites a photo's row from a fresh read of its file (after Pinpoint wrote to it).
+    pub fn update_photo_from(
+        &mut self,
+        id: i64,
+        root_id: i64,
+        path: &Path,
+        md: &PhotoMetadata,
+        sidecar_mtime_ns: Option<i64>,
+    ) -> Result<()> {
+        let tx = self.conn_mut().transaction()?;
+        update_photo(
+            &tx,
+            id,
+            &PhotoUpdate {
+                root_id,
+                path,
+                metadata: md,
+                sidecar_mtime_ns,
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records who set a photo's current location (a user, an accepted proposal).
+    pub fn set_location_source(&self, id: i64, source: LocationSource) -> Result<()> {
+        self.conn().execute(
+            "UPDATE photos SET gps_source = ?2 WHERE id = ?1 AND lat IS NOT NULL",
+            params![id, source.as_str()],
+        )?;
+        Ok(())
+    }
+}

@@ -172,4 +172,35 @@ pub const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 4: the edit journal: every write to a photo or sidecar, with what undoes it.
+    r#"
+    CREATE TABLE edit_batches (
+        id INTEGER PRIMARY KEY,
+        description TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        undo_of INTEGER REFERENCES edit_batches(id),   -- set on a batch that undid another
+        undone_by INTEGER REFERENCES edit_batches(id)
+    );
+
+    -- One file written. A crash leaves 'pending' rows; on the next start the file's hash says
+    -- whether the write happened (after_hash) or not (before_hash), and the row is settled.
+    CREATE TABLE edits (
+        id INTEGER PRIMARY KEY,
+        batch_id INTEGER NOT NULL REFERENCES edit_batches(id) ON DELETE CASCADE,
+        photo_id INTEGER REFERENCES photos(id) ON DELETE SET NULL,
+        path TEXT NOT NULL,             -- the file written: the photo or its sidecar
+        target TEXT NOT NULL CHECK (target IN ('embedded', 'sidecar')),
+        before_hash BLOB,               -- BLAKE3 of the whole file before; NULL: it did not exist
+        after_hash BLOB NOT NULL,
+        reverse TEXT NOT NULL,          -- JSON: how to get the old bytes back from the new ones
+        new_location TEXT,              -- JSON {lat, lon, alt} or null (cleared)
+        source TEXT NOT NULL,           -- user, proposal, undo
+        state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'rolled_back', 'failed', 'undone')),
+        error TEXT,
+        created_at INTEGER NOT NULL,
+        finished_at INTEGER
+    );
+    CREATE INDEX edits_by_batch ON edits(batch_id);
+    CREATE INDEX edits_pending ON edits(state) WHERE state = 'pending';
+    "#,
 ];

@@ -3,6 +3,7 @@
 pub mod locate;
 pub mod model;
 mod progress;
+pub mod tag;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

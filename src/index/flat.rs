@@ -30,7 +30,9 @@ impl Backing {
     fn bytes(&self) -> &[u8] {
         match self {
             // SAFETY: a Vec<u64> is a valid, aligned byte buffer of 8x its length.
-            Backing::Owned(v) => unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 8) },
+            Backing::Owned(v) => unsafe {
+                std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 8)
+            },
             Backing::Mapped(m) => m,
         }
     }
@@ -57,7 +59,13 @@ pub struct FlatHnsw {
 
 impl std::fmt::Debug for FlatHnsw {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FlatHnsw({} x {}, {} layers)", self.n, self.dim, self.upper.len() + 1)
+        write!(
+            f,
+            "FlatHnsw({} x {}, {} layers)",
+            self.n,
+            self.dim,
+            self.upper.len() + 1
+        )
     }
 }
 
@@ -81,13 +89,24 @@ impl FlatHnsw {
         let bytes = Self::encode(&parts);
         let mut words = vec![0u64; bytes.len().div_ceil(8)];
         // SAFETY: `words` holds at least `bytes.len()` bytes.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), words.as_mut_ptr() as *mut u8, bytes.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                words.as_mut_ptr() as *mut u8,
+                bytes.len(),
+            )
+        };
         Self::parse(Backing::Owned(words), Path::new("<memory>"))
     }
 
     fn encode(p: &GraphParts) -> Vec<u8> {
         let n = p.ids.len();
-        let max_level = p.neighbours.iter().map(|l| l.len().saturating_sub(1)).max().unwrap_or(0);
+        let max_level = p
+            .neighbours
+            .iter()
+            .map(|l| l.len().saturating_sub(1))
+            .max()
+            .unwrap_or(0);
         // Magic, 4 u32 fields, then the table: layer-0 neighbour count, 4 + 3 x max_level section
         // offsets, max_level upper-layer member counts.
         let mut out = vec![0u8; align64(24 + 8 * (5 + 4 * max_level))];
@@ -110,16 +129,28 @@ impl FlatHnsw {
                 flat.extend_from_slice(l);
                 offsets.push(flat.len() as u32);
             }
-            (offsets.iter().flat_map(|x| x.to_le_bytes()).collect(), flat.iter().flat_map(|x| x.to_le_bytes()).collect())
+            (
+                offsets.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                flat.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
         };
         let empty = Vec::new();
-        let (o0, n0) = csr(p.neighbours.iter().map(|l| l.first().unwrap_or(&empty)).collect());
+        let (o0, n0) = csr(p
+            .neighbours
+            .iter()
+            .map(|l| l.first().unwrap_or(&empty))
+            .collect());
         push(&mut out, &o0);
         push(&mut out, &n0);
         let mut upper_counts = Vec::new();
         for layer in 1..=max_level {
-            let members: Vec<u32> = (0..n as u32).filter(|&i| p.neighbours[i as usize].len() > layer).collect();
-            let (o, nb) = csr(members.iter().map(|&i| &p.neighbours[i as usize][layer]).collect());
+            let members: Vec<u32> = (0..n as u32)
+                .filter(|&i| p.neighbours[i as usize].len() > layer)
+                .collect();
+            let (o, nb) = csr(members
+                .iter()
+                .map(|&i| &p.neighbours[i as usize][layer])
+                .collect());
             let m: Vec<u8> = members.iter().flat_map(|x| x.to_le_bytes()).collect();
             upper_counts.push(members.len() as u64);
             push(&mut out, &m);
@@ -157,11 +188,16 @@ impl FlatHnsw {
         if 24 + 8 * table_len > b.len() {
             return Err(bad("truncated header"));
         }
-        let t = |i: usize| u64::from_le_bytes(b[24 + 8 * i..32 + 8 * i].try_into().unwrap()) as usize;
+        let t =
+            |i: usize| u64::from_le_bytes(b[24 + 8 * i..32 + 8 * i].try_into().unwrap()) as usize;
         let n0_len = t(0);
         let sec = |i: usize, len: usize, elem: usize| -> Result<Section> {
             let offset = t(1 + i);
-            if offset % 64 != 0 || offset.checked_add(len * elem).is_none_or(|end| end > b.len()) {
+            if offset % 64 != 0
+                || offset
+                    .checked_add(len * elem)
+                    .is_none_or(|end| end > b.len())
+            {
                 return Err(bad("section out of bounds"));
             }
             Ok(Section { offset, len })
@@ -179,16 +215,34 @@ impl FlatHnsw {
             let neighbours = sec(6 + 3 * l, total, 4)?;
             upper.push((members, offsets, neighbours));
         }
-        let flat = FlatHnsw { backing, dim, n, entry: entry as u32, ids, vectors, layer0_offsets, layer0, upper };
+        let flat = FlatHnsw {
+            backing,
+            dim,
+            n,
+            entry: entry as u32,
+            ids,
+            vectors,
+            layer0_offsets,
+            layer0,
+            upper,
+        };
         // Every neighbour must be a valid point: a damaged file is refused here, not at search time.
-        if flat.u32s(flat.layer0).iter().any(|&x| x as usize >= n) || flat.u32s(flat.layer0_offsets).windows(2).any(|w| w[0] > w[1] || w[1] as usize > n0_len) {
+        if flat.u32s(flat.layer0).iter().any(|&x| x as usize >= n)
+            || flat
+                .u32s(flat.layer0_offsets)
+                .windows(2)
+                .any(|w| w[0] > w[1] || w[1] as usize > n0_len)
+        {
             return Err(bad("damaged neighbour lists"));
         }
         for (m, o, nb) in &flat.upper {
             let total = nb.len;
             if flat.u32s(*m).iter().any(|&x| x as usize >= n)
                 || flat.u32s(*nb).iter().any(|&x| x as usize >= n)
-                || flat.u32s(*o).windows(2).any(|w| w[0] > w[1] || w[1] as usize > total)
+                || flat
+                    .u32s(*o)
+                    .windows(2)
+                    .any(|w| w[0] > w[1] || w[1] as usize > total)
             {
                 return Err(bad("damaged upper layer"));
             }
@@ -222,14 +276,16 @@ impl FlatHnsw {
     }
 
     pub fn id(&self, point: u32) -> i64 {
-        let b = &self.backing.bytes()[self.ids.offset + 8 * point as usize..self.ids.offset + 8 * point as usize + 8];
+        let b = &self.backing.bytes()
+            [self.ids.offset + 8 * point as usize..self.ids.offset + 8 * point as usize + 8];
         i64::from_le_bytes(b.try_into().unwrap())
     }
 
     fn neighbours(&self, layer: usize, point: u32) -> &[u32] {
         if layer == 0 {
             let o = self.u32s(self.layer0_offsets);
-            return &self.u32s(self.layer0)[o[point as usize] as usize..o[point as usize + 1] as usize];
+            return &self.u32s(self.layer0)
+                [o[point as usize] as usize..o[point as usize + 1] as usize];
         }
         let (m, o, nb) = self.upper[layer - 1];
         let members = self.u32s(m);
@@ -287,7 +343,8 @@ impl FlatHnsw {
             visited.reset(self.n);
             // candidates: best first; results: worst first (bounded at ef).
             let mut candidates = BinaryHeap::with_capacity(ef * 2);
-            let mut results: BinaryHeap<std::cmp::Reverse<Scored>> = BinaryHeap::with_capacity(ef + 1);
+            let mut results: BinaryHeap<std::cmp::Reverse<Scored>> =
+                BinaryHeap::with_capacity(ef + 1);
             visited.insert(cur);
             candidates.push(Scored(cur_sim, cur));
             results.push(std::cmp::Reverse(Scored(cur_sim, cur)));
@@ -296,7 +353,8 @@ impl FlatHnsw {
                 if s < worst && results.len() >= ef {
                     break;
                 }
-                let list = &l0[l0_offsets[c as usize] as usize..l0_offsets[c as usize + 1] as usize];
+                let list =
+                    &l0[l0_offsets[c as usize] as usize..l0_offsets[c as usize + 1] as usize];
                 for (j, &nb) in list.iter().enumerate() {
                     // Start fetching the next neighbour's vector while this one is scored.
                     if let Some(&next) = list.get(j + 1) {
@@ -319,7 +377,12 @@ impl FlatHnsw {
             let mut out: Vec<Scored> = results.into_iter().map(|r| r.0).collect();
             out.sort_by(|a, b| b.0.total_cmp(&a.0));
             out.truncate(k);
-            out.into_iter().map(|Scored(s, p)| Neighbor { id: self.id(p), similarity: s }).collect()
+            out.into_iter()
+                .map(|Scored(s, p)| Neighbor {
+                    id: self.id(p),
+                    similarity: s,
+                })
+                .collect()
         })
     }
 }
@@ -330,7 +393,12 @@ fn prefetch(v: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     for line in v.chunks(16).take(4) {
         // SAFETY: prefetching is a hint; the address is inside a live slice.
-        unsafe { std::arch::x86_64::_mm_prefetch(line.as_ptr() as *const i8, std::arch::x86_64::_MM_HINT_T0) };
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                line.as_ptr() as *const i8,
+                std::arch::x86_64::_MM_HINT_T0,
+            )
+        };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = v;
@@ -390,7 +458,8 @@ thread_local! {
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        static KERNEL: std::sync::OnceLock<fn(&[f32], &[f32]) -> f32> = std::sync::OnceLock::new();
+        type Kernel = fn(&[f32], &[f32]) -> f32;
+        static KERNEL: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
         let k = KERNEL.get_or_init(|| {
             if is_x86_feature_detected!("avx512f") {
                 // SAFETY: only chosen when the processor has AVX-512F.
@@ -443,13 +512,29 @@ mod tests {
 
     fn line_graph() -> GraphParts {
         // 5 points on a circle, layer 0 a ring, point 2 also on layer 1 (the entry).
-        let vectors: Vec<f32> = (0..5).flat_map(|i| {
-            let a = i as f32 * 0.3;
-            [a.cos(), a.sin()]
-        }).collect();
+        let vectors: Vec<f32> = (0..5)
+            .flat_map(|i| {
+                let a = i as f32 * 0.3;
+                [a.cos(), a.sin()]
+            })
+            .collect();
         let ring = |i: u32| vec![(i + 4) % 5, (i + 1) % 5];
-        let neighbours = (0..5u32).map(|i| if i == 2 { vec![ring(i), vec![]] } else { vec![ring(i)] }).collect();
-        GraphParts { dim: 2, ids: (0..5).map(|i| 100 + i).collect(), vectors, neighbours, entry: 2 }
+        let neighbours = (0..5u32)
+            .map(|i| {
+                if i == 2 {
+                    vec![ring(i), vec![]]
+                } else {
+                    vec![ring(i)]
+                }
+            })
+            .collect();
+        GraphParts {
+            dim: 2,
+            ids: (0..5).map(|i| 100 + i).collect(),
+            vectors,
+            neighbours,
+            entry: 2,
+        }
     }
 
     #[test]

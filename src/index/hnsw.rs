@@ -30,7 +30,11 @@ impl Default for HnswParams {
     fn default() -> Self {
         // Measured (benches/index.rs, 100k x 512): recall@10 0.99+ at ef 16-32 with these, and a
         // build fast enough for 100k references in under a minute on 2 cores.
-        HnswParams { max_connections: 16, ef_construction: 64, ef_search: 32 }
+        HnswParams {
+            max_connections: 16,
+            ef_construction: 64,
+            ef_search: 32,
+        }
     }
 }
 
@@ -87,16 +91,39 @@ fn flatten(graph: &Hnsw<'static, f32, DistL2>, ids: &[i64], dim: usize) -> Resul
             .map(|layer| layer.into_iter().map(|nb| nb.d_id as u32).collect())
             .collect();
     }
-    FlatHnsw::from_parts(GraphParts { dim, ids: ids.to_vec(), vectors, neighbours, entry: entry.0 })
+    FlatHnsw::from_parts(GraphParts {
+        dim,
+        ids: ids.to_vec(),
+        vectors,
+        neighbours,
+        entry: entry.0,
+    })
 }
 
 impl HnswIndex {
     /// Builds an index over `items` (vectors are normalised on the way in), inserting in parallel.
-    pub fn build(dim: usize, items: &[(i64, Vec<f32>)], params: HnswParams, fingerprint: &str) -> Result<HnswIndex> {
-        let graph = Hnsw::<f32, DistL2>::new(params.max_connections, items.len().max(1), MAX_LAYER, params.ef_construction, DistL2 {});
+    pub fn build(
+        dim: usize,
+        items: &[(i64, Vec<f32>)],
+        params: HnswParams,
+        fingerprint: &str,
+    ) -> Result<HnswIndex> {
+        let graph = Hnsw::<f32, DistL2>::new(
+            params.max_connections,
+            items.len().max(1),
+            MAX_LAYER,
+            params.ef_construction,
+            DistL2 {},
+        );
         let mut index = HnswIndex {
             graph: Some(graph),
-            flat: FlatHnsw::from_parts(GraphParts { dim, ids: vec![], vectors: vec![], neighbours: vec![], entry: 0 })?,
+            flat: FlatHnsw::from_parts(GraphParts {
+                dim,
+                ids: vec![],
+                vectors: vec![],
+                neighbours: vec![],
+                entry: 0,
+            })?,
             ids: Vec::with_capacity(items.len()),
             dim,
             params,
@@ -108,18 +135,29 @@ impl HnswIndex {
 
     /// Adds vectors (an incremental update).
     pub fn add(&mut self, items: &[(i64, Vec<f32>)]) -> Result<()> {
-        let graph = self.graph.as_ref().ok_or_else(|| Error::Index("index opened for search only".into()))?;
+        let graph = self
+            .graph
+            .as_ref()
+            .ok_or_else(|| Error::Index("index opened for search only".into()))?;
         let start = self.ids.len();
         let mut unit: Vec<Vec<f32>> = Vec::with_capacity(items.len());
         for (id, v) in items {
             if v.len() != self.dim {
-                return Err(Error::Index(format!("vector of id {id} has {} values, the index {}", v.len(), self.dim)));
+                return Err(Error::Index(format!(
+                    "vector of id {id} has {} values, the index {}",
+                    v.len(),
+                    self.dim
+                )));
             }
             let mut v = v.clone();
             normalize(&mut v);
             unit.push(v);
         }
-        let refs: Vec<(&[f32], usize)> = unit.iter().enumerate().map(|(i, v)| (v.as_slice(), start + i)).collect();
+        let refs: Vec<(&[f32], usize)> = unit
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.as_slice(), start + i))
+            .collect();
         graph.parallel_insert_slice(&refs);
         self.ids.extend(items.iter().map(|(id, _)| *id));
         self.flat = flatten(graph, &self.ids, self.dim)?;
@@ -175,36 +213,64 @@ impl HnswIndex {
     /// Writes the index: hnsw_rs's `<name>.hnsw.graph` and `<name>.hnsw.data` (for later
     /// inserts), the searchable `<name>.flat`, and `<name>.ids.json`.
     pub fn save(&self, dir: &Path, name: &str) -> Result<()> {
-        let graph = self.graph.as_ref().ok_or_else(|| Error::Index("index opened for search only".into()))?;
+        let graph = self
+            .graph
+            .as_ref()
+            .ok_or_else(|| Error::Index("index opened for search only".into()))?;
         std::fs::create_dir_all(dir).at(dir)?;
         for ext in ["hnsw.graph", "hnsw.data"] {
             let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
         }
-        let written = graph.file_dump(dir, name).map_err(|e| Error::Index(format!("{}: cannot write index: {e}", dir.display())))?;
+        let written = graph
+            .file_dump(dir, name)
+            .map_err(|e| Error::Index(format!("{}: cannot write index: {e}", dir.display())))?;
         if written != name {
-            return Err(Error::Index(format!("{}: index written as {written}, not {name}", dir.display())));
+            return Err(Error::Index(format!(
+                "{}: index written as {written}, not {name}",
+                dir.display()
+            )));
         }
         self.flat.save(&Self::flat_path(dir, name))?;
-        let manifest = Manifest { dim: self.dim, params: self.params, ids: self.ids.clone(), fingerprint: self.fingerprint.clone() };
+        let manifest = Manifest {
+            dim: self.dim,
+            params: self.params,
+            ids: self.ids.clone(),
+            fingerprint: self.fingerprint.clone(),
+        };
         let path = Self::manifest_path(dir, name);
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&manifest).expect("manifest serialises")).at(&tmp)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&manifest).expect("manifest serialises"),
+        )
+        .at(&tmp)?;
         std::fs::rename(&tmp, &path).at(&path)
     }
 
     fn read_manifest(dir: &Path, name: &str) -> Result<Manifest> {
         let path = Self::manifest_path(dir, name);
-        serde_json::from_slice(&std::fs::read(&path).at(&path)?).map_err(|e| Error::Index(format!("{}: {e}", path.display())))
+        serde_json::from_slice(&std::fs::read(&path).at(&path)?)
+            .map_err(|e| Error::Index(format!("{}: {e}", path.display())))
     }
 
     /// Opens an index for search only: the flat file is memory-mapped, nothing else is read.
     pub fn open_for_search(dir: &Path, name: &str) -> Result<HnswIndex> {
         let manifest = Self::read_manifest(dir, name)?;
         let flat = FlatHnsw::open(&Self::flat_path(dir, name))?;
-        if flat.len() != manifest.ids.len() || (flat.len() > 0 && flat.dim() != manifest.dim) {
-            return Err(Error::Index(format!("{}: index {name} does not match its id list", dir.display())));
+        if flat.len() != manifest.ids.len() || (!flat.is_empty() && flat.dim() != manifest.dim) {
+            return Err(Error::Index(format!(
+                "{}: index {name} does not match its id list",
+                dir.display()
+            )));
         }
-        Ok(HnswIndex { graph: None, flat, ids: manifest.ids, dim: manifest.dim, params: manifest.params, fingerprint: manifest.fingerprint })
+        Ok(HnswIndex {
+            graph: None,
+            flat,
+            ids: manifest.ids,
+            dim: manifest.dim,
+            params: manifest.params,
+            fingerprint: manifest.fingerprint,
+        })
     }
 
     /// Reloads an index written by [`HnswIndex::save`], ready for inserts. A missing, damaged or
@@ -219,8 +285,18 @@ impl HnswIndex {
         });
         let graph = match loaded {
             Ok(Ok(h)) => h,
-            Ok(Err(e)) => return Err(Error::Index(format!("{}: cannot reload index {name}: {e}", dir.display()))),
-            Err(panic) => return Err(Error::Index(format!("{}: index {name} is damaged: {panic}", dir.display()))),
+            Ok(Err(e)) => {
+                return Err(Error::Index(format!(
+                    "{}: cannot reload index {name}: {e}",
+                    dir.display()
+                )))
+            }
+            Err(panic) => {
+                return Err(Error::Index(format!(
+                    "{}: index {name} is damaged: {panic}",
+                    dir.display()
+                )))
+            }
         };
         if graph.get_nb_point() != manifest.ids.len() {
             return Err(Error::Index(format!(
@@ -234,6 +310,13 @@ impl HnswIndex {
             Ok(f) if f.len() == manifest.ids.len() => f,
             _ => flatten(&graph, &manifest.ids, manifest.dim)?,
         };
-        Ok(HnswIndex { graph: Some(graph), flat, ids: manifest.ids, dim: manifest.dim, params: manifest.params, fingerprint: manifest.fingerprint })
+        Ok(HnswIndex {
+            graph: Some(graph),
+            flat,
+            ids: manifest.ids,
+            dim: manifest.dim,
+            params: manifest.params,
+            fingerprint: manifest.fingerprint,
+        })
     }
 }

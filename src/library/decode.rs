@@ -49,8 +49,17 @@ pub fn decode_upright(path: &Path, orientation: Option<u8>) -> Result<DynamicIma
 
 fn decode_inner(path: &Path, orientation: Option<u8>) -> Result<DynamicImage> {
     let bytes = std::fs::read(path).at(path)?;
-    let format = sniff(&bytes)
-        .ok_or_else(|| Error::decode(path, "not a JPEG, PNG, TIFF, WebP or RAW file"))?;
+    let format = match (sniff(&bytes), super::format::format_from_extension(path)) {
+        // TIFF-based RAW: decode the preview the camera embedded, not IFD0's thumbnail.
+        (Some(PhotoFormat::Tiff), Some(PhotoFormat::Raw)) => PhotoFormat::Raw,
+        (Some(f), _) => f,
+        (None, _) => {
+            return Err(Error::decode(
+                path,
+                "not a JPEG, PNG, TIFF, WebP or RAW file",
+            ))
+        }
+    };
     match format {
         PhotoFormat::Raw | PhotoFormat::Raf => {
             let (start, _) = largest_embedded_jpeg(&bytes)

@@ -225,6 +225,8 @@ pub fn read_photo_metadata(path: &Path, sidecar: Option<&Path>) -> Result<PhotoM
         .at(path)?;
     let claimed = format_from_extension(path);
     let format = match (sniff(&head), claimed) {
+        // Most RAW formats are TIFF inside: the extension says which it is.
+        (Some(PhotoFormat::Tiff), Some(PhotoFormat::Raw)) => PhotoFormat::Raw,
         (Some(f), _) => f,
         (None, Some(c)) => {
             return Err(Error::metadata(
@@ -401,7 +403,28 @@ fn read_exif(
             let jpeg = read_range(file, offset, len.min(1 << 20)).map_err(|e| e.to_string())?;
             parse(reader.read_from_container(&mut Cursor::new(jpeg)))
         }
-        PhotoFormat::Jpeg | PhotoFormat::Png | PhotoFormat::Webp | PhotoFormat::Heif => {
+        PhotoFormat::Png | PhotoFormat::Webp => {
+            file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+            let mut buffered = BufReader::with_capacity(64 * 1024, &mut *file);
+            match parse(reader.read_from_container(&mut buffered)) {
+                Ok(r) if r.exif.is_some() && r.errors.is_empty() => Ok(r),
+                // Some writers put JPEG's "Exif\0\0" in front of the chunk's TIFF block.
+                first => {
+                    let whole =
+                        read_range(file, 0, size.min(TIFF_MAX_BYTES)).map_err(|e| e.to_string())?;
+                    match crate::tagging::containers::exif_block(format, &whole) {
+                        Some(block) if block.len() >= 8 => {
+                            match parse(reader.read_raw(block.to_vec())) {
+                                Ok(r) if r.exif.is_some() => Ok(r),
+                                _ => first,
+                            }
+                        }
+                        _ => first,
+                    }
+                }
+            }
+        }
+        PhotoFormat::Jpeg | PhotoFormat::Heif => {
             file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
             let mut buffered = BufReader::with_capacity(64 * 1024, &mut *file);
             parse(reader.read_from_container(&mut buffered))

@@ -181,13 +181,22 @@ impl WinogradConv {
             // 2. 36 products over channels: M[xi] (n x cout) = V[xi] (n x cin) * U[xi] (cin x cout).
             // A lone block (a small input) spreads its 36 products over the threads.
             let product = |xi: usize, dst: &mut [f32]| {
-                let (a, u) = (&v[xi * n * cin..(xi + 1) * n * cin], &self.u[xi * cin * cout..(xi + 1) * cin * cout]);
+                let (a, u) = (
+                    &v[xi * n * cin..(xi + 1) * n * cin],
+                    &self.u[xi * cin * cout..(xi + 1) * cin * cout],
+                );
                 matmul(dst, a, u, n, cin, cout, gemm::Parallelism::None);
             };
             if parallel_products {
-                m[..36 * n * cout].par_chunks_mut(n * cout).enumerate().for_each(|(xi, dst)| product(xi, dst));
+                m[..36 * n * cout]
+                    .par_chunks_mut(n * cout)
+                    .enumerate()
+                    .for_each(|(xi, dst)| product(xi, dst));
             } else {
-                m[..36 * n * cout].chunks_mut(n * cout).enumerate().for_each(|(xi, dst)| product(xi, dst));
+                m[..36 * n * cout]
+                    .chunks_mut(n * cout)
+                    .enumerate()
+                    .for_each(|(xi, dst)| product(xi, dst));
             }
             // 3. Output transform, bias, ReLU, write.
             for t in 0..n {

@@ -54,11 +54,14 @@ pub fn pinpoint_json(catalog: &Path, args: &[&str]) -> (i32, serde_json::Value) 
     (code, json)
 }
 
-/// Copies a file, creating parent folders.
+/// Copies a file, creating parent folders. The copy is writable, as photos in a library are
+/// (the shared corpus itself is read-only).
 pub fn copy_into(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
     std::fs::copy(src, dst)
         .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
 /// A small library of real photos with GPS copied from the shared corpus: (name, source).
@@ -67,6 +70,7 @@ pub fn gps_sample() -> Vec<(String, PathBuf)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
         .collect();
     files.sort();
     files
