@@ -201,12 +201,14 @@ fn main() {
         "{:>6} {:>6}  {:>18}  {:>18}  {:>18}  {:>12}",
         "dim", "eps", "corridor R@1/R@5", "ie-tower R@1/R@5", "sanity pairs", "mean rank"
     );
-    let mut options: Vec<(Option<usize>, f64)> = dims
+    // (dimension, eps, database stored as f16 as reference databases store it)
+    let mut options: Vec<(Option<usize>, f64, bool)> = dims
         .iter()
-        .flat_map(|&d| eps_rel.iter().map(move |&e| (Some(d), e)))
+        .flat_map(|&d| eps_rel.iter().map(move |&e| (Some(d), e, false)))
         .collect();
-    options.push((None, 0.0));
-    for (d, e) in options {
+    options.push((Some(max_dim), eps_rel[0], true));
+    options.push((None, 0.0, false));
+    for (d, e, f16) in options {
         let w = d.map(|d| {
             let mean_l = lambdas[..d].iter().sum::<f64>() / d as f64;
             let scale: Vec<f32> = lambdas[..d]
@@ -223,7 +225,13 @@ fn main() {
         });
         let run = |ds: &Dataset| {
             let q = project(&get(&cache, &ds.queries), whiten.mean(), w.as_ref());
-            let db = project(&get(&cache, &ds.database), whiten.mean(), w.as_ref());
+            let mut db = project(&get(&cache, &ds.database), whiten.mean(), w.as_ref());
+            if f16 {
+                for v in &mut db {
+                    v.iter_mut()
+                        .for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+                }
+            }
             let ranked: Vec<Vec<usize>> = exact_top_k(&q, &db, 20)
                 .into_iter()
                 .map(|l| l.into_iter().map(|x| x.0).collect())
@@ -236,7 +244,14 @@ fn main() {
         let dist = project(&get(&cache, &distractors), whiten.mean(), w.as_ref());
         let (mut ok, mut total, mut rank_sum) = (0, 0, 0.0);
         for (_, members) in &sets {
-            let m = project(&get(&cache, members), whiten.mean(), w.as_ref());
+            let mut m = project(&get(&cache, members), whiten.mean(), w.as_ref());
+            let mut dist = dist.clone();
+            if f16 {
+                for v in m.iter_mut().chain(dist.iter_mut()) {
+                    v.iter_mut()
+                        .for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+                }
+            }
             for (qi, q) in m.iter().enumerate() {
                 let best_distractor = dist.iter().map(|x| dot(q, x)).fold(f32::MIN, f32::max);
                 for (pi, p) in m.iter().enumerate() {
@@ -254,7 +269,8 @@ fn main() {
         }
         println!(
             "{:>6} {:>6}  {:>8.3} / {:<7.3}  {:>8.3} / {:<7.3}  {:>10}/{:<6}  {:>12.2}",
-            d.map(|d| d.to_string()).unwrap_or("none".into()),
+            d.map(|d| format!("{d}{}", if f16 { " f16" } else { "" }))
+                .unwrap_or("none".into()),
             e,
             c.recall["1"],
             c.recall["5"],

@@ -530,6 +530,7 @@ pub fn leave_one_out(
                     taken_at: None,
                     camera: None,
                     attribution: None,
+                    ref_id: None,
                 },
             })
             .collect();

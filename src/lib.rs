@@ -14,6 +14,7 @@ pub mod library;
 pub mod locate;
 pub mod model;
 pub mod progress;
+pub mod refdb;
 pub mod tagging;
 
 pub use catalog::Catalog;

@@ -163,6 +163,83 @@ enum Command {
 
     /// Settle writes interrupted by a crash
     Recover,
+
+    /// Reference databases: geotagged images of places your photos do not cover
+    #[command(subcommand)]
+    Refdb(RefdbCommand),
+}
+
+#[derive(Subcommand)]
+enum RefdbCommand {
+    /// Build a database from a folder of geotagged photos or a CSV (path,lat,lon[,heading,taken_at,source_id,licence])
+    Build {
+        /// Folder of geotagged photos
+        folder: Option<PathBuf>,
+        #[arg(long, conflicts_with = "folder")]
+        csv: Option<PathBuf>,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "1")]
+        version: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "")]
+        licence: String,
+        #[arg(long, default_value = "")]
+        attribution: String,
+        /// Keep ~640 px images so that the database can be described again with another model
+        #[arg(long)]
+        with_images: bool,
+        /// Store descriptors as f32 instead of f16
+        #[arg(long)]
+        f32: bool,
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+    /// Write the JSON catalog of databases that a static web server can host
+    Publish {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where the database files will be served from
+        #[arg(long)]
+        base_url: String,
+        #[arg(long, default_value = "catalog.json")]
+        out: PathBuf,
+    },
+    /// List the databases a catalog offers
+    Available {
+        #[arg(long)]
+        catalog_url: String,
+    },
+    /// Install a database: by name (with --catalog-url), URL or file
+    Install {
+        what: String,
+        #[arg(long)]
+        catalog_url: Option<String>,
+        /// The SHA-256 the file must have (installing from a URL)
+        #[arg(long)]
+        sha256: Option<String>,
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+    /// List installed databases
+    List,
+    /// Write the preview JPEG of a reference (the `ref_id` of a proposal's evidence)
+    Preview {
+        name: String,
+        ref_id: i64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    Enable {
+        name: String,
+    },
+    Disable {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Args)]
@@ -576,6 +653,59 @@ fn main() -> ExitCode {
             touch,
         } => cli::tag::undo(&ctx, batch, since.as_deref(), touch),
         Command::Recover => cli::tag::recover(&ctx),
+        Command::Refdb(RefdbCommand::Build {
+            folder,
+            csv,
+            name,
+            version,
+            out,
+            licence,
+            attribution,
+            with_images,
+            f32,
+            model,
+        }) => model.args().and_then(|m| {
+            cli::refdb::build(
+                &ctx,
+                &m,
+                &cli::refdb::BuildArgs {
+                    name,
+                    version,
+                    out,
+                    folder,
+                    csv,
+                    licence,
+                    attribution,
+                    with_images,
+                    f32,
+                },
+            )
+        }),
+        Command::Refdb(RefdbCommand::Publish {
+            files,
+            base_url,
+            out,
+        }) => cli::refdb::publish(&ctx, &files, &base_url, &out),
+        Command::Refdb(RefdbCommand::Available { catalog_url }) => {
+            cli::refdb::available(&ctx, &catalog_url)
+        }
+        Command::Refdb(RefdbCommand::Install {
+            what,
+            catalog_url,
+            sha256,
+            model,
+        }) => model.args().and_then(|m| {
+            cli::refdb::install(&ctx, &m, &what, catalog_url.as_deref(), sha256.as_deref())
+        }),
+        Command::Refdb(RefdbCommand::List) => cli::refdb::list(&ctx),
+        Command::Refdb(RefdbCommand::Preview { name, ref_id, out }) => {
+            cli::refdb::preview(&ctx, &name, ref_id, &out)
+        }
+        Command::Refdb(RefdbCommand::Enable { name }) => cli::refdb::set_enabled(&ctx, &name, true),
+        Command::Refdb(RefdbCommand::Disable { name }) => {
+            cli::refdb::set_enabled(&ctx, &name, false)
+        }
+        Command::Refdb(RefdbCommand::Remove { name }) => cli::refdb::remove(&ctx, &name),
         Command::Model(ModelCommand::Info { model }) => {
             model.args().and_then(|m| cli::model::info(&ctx, &m))
         }

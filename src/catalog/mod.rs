@@ -7,6 +7,7 @@ mod descriptors;
 mod journal;
 mod locate;
 pub(crate) mod photos;
+mod refdbs;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use descriptors::{describable, descriptors_from_blob, DescribeTarget, Descri
 pub use journal::{BatchRow, EditRow, NewEdit};
 pub use locate::{GpxTrackRow, ProposalRow, SuspiciousRow};
 pub use photos::{PhotoFilter, PhotoRecord, PhotoStatus, PhotoUpdate};
+pub use refdbs::InstalledDb;
 
 /// The catalog file used when none is given: `$XDG_DATA_HOME/pinpoint/catalog.sqlite` on Linux,
 /// the platform's application-data folder elsewhere. `PINPOINT_CATALOG` overrides it.

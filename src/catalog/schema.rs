@@ -203,4 +203,19 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX edits_by_batch ON edits(batch_id);
     CREATE INDEX edits_pending ON edits(state) WHERE state = 'pending';
     "#,
+    // 5: installed reference databases.
+    r#"
+    CREATE TABLE reference_databases (
+        name TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        path TEXT NOT NULL,             -- the installed database file
+        index_path TEXT,                -- its HNSW index (NULL: small, searched exactly)
+        sha256 TEXT NOT NULL,
+        model_hash TEXT NOT NULL,       -- the model its descriptors were computed with
+        count INTEGER NOT NULL,
+        manifest TEXT NOT NULL,         -- JSON
+        enabled INTEGER NOT NULL DEFAULT 1,
+        installed_at INTEGER NOT NULL
+    );
+    "#,
 ];

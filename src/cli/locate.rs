@@ -65,10 +65,11 @@ pub fn propose(
     }
     let calibration = locate::fit_calibration(&catalog, &hash, opts.clone())?;
     let progress = ctx.progress();
+    let databases = pinpoint::refdb::reference_sets(&catalog, &hash)?;
     let (_, report) = locate::propose(
         &mut catalog,
         &hash,
-        Vec::new(),
+        databases,
         opts,
         &progress,
         &ctx.cancel_on_interrupt(),

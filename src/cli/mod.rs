@@ -3,6 +3,7 @@
 pub mod locate;
 pub mod model;
 mod progress;
+pub mod refdb;
 pub mod tag;
 
 use std::io::Write;

@@ -230,6 +230,13 @@ impl HnswIndex {
                 dir.display()
             )));
         }
+        self.save_for_search(dir, name)
+    }
+
+    /// Writes only what [`HnswIndex::open_for_search`] reads (`<name>.flat` and
+    /// `<name>.ids.json`): for an index that never grows, such as a reference database's.
+    pub fn save_for_search(&self, dir: &Path, name: &str) -> Result<()> {
+        std::fs::create_dir_all(dir).at(dir)?;
         self.flat.save(&Self::flat_path(dir, name))?;
         let manifest = Manifest {
             dim: self.dim,

@@ -125,6 +125,9 @@ pub struct Evidence {
     /// Seconds between the photo and this evidence (time and GPX evidence).
     pub offset_s: Option<f64>,
     pub attribution: Option<String>,
+    /// The reference's id in its database (for its preview: `pinpoint refdb preview`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ref_id: Option<i64>,
 }
 
 /// A candidate location.
@@ -224,11 +227,11 @@ impl Locator {
             let found = set.index.search(descriptors, k + 4);
             for (q, list) in found.into_iter().enumerate() {
                 for n in list {
-                    if let Some(r) = set.refs.get(&n.id) {
-                        if !skip(q, r) {
+                    if let Some(r) = set.refs.get(n.id) {
+                        if !skip(q, &r) {
                             per_query[q].push(Match {
                                 similarity: n.similarity,
-                                reference: r.clone(),
+                                reference: r,
                             });
                         }
                     }
@@ -265,6 +268,7 @@ impl Locator {
                             similarity: Some(matches[m].similarity),
                             offset_s: None,
                             attribution: r.attribution.clone(),
+                            ref_id: r.ref_id,
                         }
                     })
                     .collect();
@@ -307,6 +311,7 @@ impl Locator {
                 similarity: None,
                 offset_s: Some(n.offset_s),
                 attribution: None,
+                ref_id: None,
             })
             .collect();
         let cand = Candidate {
@@ -346,6 +351,7 @@ impl Locator {
                 similarity: None,
                 offset_s: Some(fix.gap_s),
                 attribution: None,
+                ref_id: None,
             }],
         })
     }

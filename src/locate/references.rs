@@ -30,6 +30,8 @@ pub struct RefInfo {
     pub taken_at: Option<CaptureTime>,
     pub camera: Option<String>,
     pub attribution: Option<String>,
+    /// The reference's id in its database; None for the user's photos.
+    pub ref_id: Option<i64>,
 }
 
 pub enum SearchIndex {
@@ -64,10 +66,27 @@ impl SearchIndex {
     }
 }
 
+/// How a set finds what its matches are.
+pub enum Refs {
+    /// All in memory (the user's photos).
+    Map(HashMap<i64, RefInfo>),
+    /// Looked up in a reference database when matched.
+    Database(Box<crate::refdb::DbRefs>),
+}
+
+impl Refs {
+    pub fn get(&self, id: i64) -> Option<RefInfo> {
+        match self {
+            Refs::Map(m) => m.get(&id).cloned(),
+            Refs::Database(d) => d.get(id),
+        }
+    }
+}
+
 pub struct ReferenceSet {
     pub name: String,
     pub index: SearchIndex,
-    pub refs: HashMap<i64, RefInfo>,
+    pub refs: Refs,
 }
 
 impl ReferenceSet {
@@ -172,6 +191,7 @@ pub fn library_references(catalog: &Catalog, model_hash: &str) -> Result<Referen
                 taken_at: p.taken_at,
                 camera: camera(&p.make, &p.model),
                 attribution: None,
+                ref_id: None,
             },
         );
         contents.push((id, p.content_hash));
@@ -193,6 +213,6 @@ pub fn library_references(catalog: &Catalog, model_hash: &str) -> Result<Referen
     Ok(ReferenceSet {
         name: "library".into(),
         index,
-        refs,
+        refs: Refs::Map(refs),
     })
 }

@@ -185,6 +185,7 @@ mod tests {
                 taken_at: None,
                 camera: None,
                 attribution: None,
+                ref_id: None,
             },
         }
     }

@@ -596,7 +596,13 @@ pub fn apply(
                     target: p.target.to_string(),
                 });
             }
-            refresh_photo(catalog, photo.id, Some(r.source))?;
+            refresh_photo(catalog, photo.id, r.point.map(|_| r.source))?;
+            if r.point.is_none() && catalog.photo(photo.id)?.is_some_and(|p| p.gps.is_some()) {
+                report.notes.push(FileProblem {
+                    path: photo.path.clone(),
+                    reason: "still has a location in its own EXIF (a sidecar cannot hide it): clear with --mode embed".into(),
+                });
+            }
             Ok(planned.len())
         })();
         match outcome {

@@ -87,3 +87,93 @@ pub fn exiftool_json(args: &[&str]) -> serde_json::Value {
         .expect("exiftool is required for these tests: apt-get install libimage-exiftool-perl");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("exiftool printed no JSON: {e}"))
 }
+
+/// A real HTTP/1.1 file server on 127.0.0.1 for download tests: GET with Range support, 404s,
+/// and a switch that cuts the connection after a number of body bytes (a dropped download).
+pub struct HttpServer {
+    pub base: String,
+    cut_after: std::sync::Arc<std::sync::Mutex<Option<usize>>>,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HttpServer {
+    pub fn serve(root: &Path) -> HttpServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let cut_after = std::sync::Arc::new(std::sync::Mutex::new(None::<usize>));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (root, cut, log) = (root.to_path_buf(), cut_after.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                let mut range: Option<u64> = None;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                        range = v.trim().trim_end_matches('-').parse().ok();
+                    }
+                }
+                log.lock()
+                    .unwrap()
+                    .push(format!("{} range={range:?}", request_line.trim()));
+                let path = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/')
+                    .to_string();
+                let file = root.join(&path);
+                let Ok(body) = std::fs::read(&file) else {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    continue;
+                };
+                let start = range.unwrap_or(0) as usize;
+                if start >= body.len() && range.is_some() {
+                    let _ = write!(stream, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", body.len());
+                    continue;
+                }
+                let part = &body[start..];
+                let head = if range.is_some() {
+                    format!("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len() - 1, body.len(), part.len())
+                } else {
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n", part.len())
+                };
+                let _ = stream.write_all(head.as_bytes());
+                // Only a response longer than the limit is cut (not a small catalog fetched first).
+                let limit = {
+                    let mut c = cut.lock().unwrap();
+                    if c.is_some_and(|l| l < part.len()) {
+                        c.take()
+                    } else {
+                        None
+                    }
+                };
+                let n = limit.unwrap_or(part.len());
+                let _ = stream.write_all(&part[..n]);
+                let _ = stream.flush();
+                // Dropping the stream closes the connection, mid-body when cut.
+            }
+        });
+        HttpServer {
+            base,
+            cut_after,
+            requests,
+        }
+    }
+
+    /// The next response whose body is longer than `bytes` stops after `bytes`.
+    pub fn cut_next_after(&self, bytes: usize) {
+        *self.cut_after.lock().unwrap() = Some(bytes);
+    }
+}
