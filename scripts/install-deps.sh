@@ -2,13 +2,19 @@
 # Installs what a fresh Debian 12 machine lacks to build and test Pinpoint. Idempotent and quick
 # when everything is already there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # Debian packages: a C toolchain (SQLite is compiled in), ExifTool (the reference reader the tests
 # compare against), Python with pip (the tests' NumPy reference).
-packages=(build-essential pkg-config libimage-exiftool-perl)
+# The desktop app: WebKitGTK and friends for Tauri, Node.js for the front end's build and unit
+# tests, Xvfb and WebKitWebDriver for its end-to-end tests.
+packages=(build-essential pkg-config libimage-exiftool-perl
+  file libssl-dev libxdo-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev
+  xvfb xauth webkit2gtk-driver)
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-pip)
 missing=()
 for p in "${packages[@]}"; do
@@ -32,3 +38,15 @@ if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
   echo "error: cargo not found: install the stable Rust toolchain with rustup first" >&2
   exit 2
 fi
+
+# tauri-driver (WebDriver for Tauri apps), built once into the cached target folder.
+if [ ! -x target/tools/bin/tauri-driver ]; then
+  echo "installing tauri-driver into target/tools"
+  PATH="$HOME/.cargo/bin:$PATH" cargo install -q tauri-driver --version '^2' --locked --root target/tools
+fi
+
+# The front end: its npm packages (Leaflet, world-atlas, ...) and its build into ui/dist.
+if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
+  npm --prefix ui ci --no-audit --no-fund --loglevel=error
+fi
+npm --prefix ui run --silent build

@@ -10,6 +10,7 @@ pub mod error;
 pub mod eval;
 pub mod geo;
 pub mod index;
+pub mod jobs;
 pub mod library;
 pub mod locate;
 pub mod model;

@@ -3,7 +3,9 @@
 //! Only this module writes SQL. Other modules call its typed functions; multi-row changes take a
 //! [`rusqlite::Transaction`] so that each batch is applied whole or not at all.
 
+pub mod browse;
 mod descriptors;
+mod jobs;
 mod journal;
 mod locate;
 pub(crate) mod photos;
@@ -18,7 +20,9 @@ use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 
+pub use browse::{BrowseCounts, BrowseFilter, BrowseKind, BrowseRow, MapPoints, PlaceFilter};
 pub use descriptors::{describable, descriptors_from_blob, DescribeTarget, DescriptorCounts};
+pub use jobs::JobRow;
 pub use journal::{BatchRow, EditRow, NewEdit};
 pub use locate::{GpxTrackRow, ProposalRow, SuspiciousRow};
 pub use photos::{PhotoFilter, PhotoRecord, PhotoStatus, PhotoUpdate};

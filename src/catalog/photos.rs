@@ -100,11 +100,11 @@ pub struct PhotoUpdate<'a> {
     pub sidecar_mtime_ns: Option<i64>,
 }
 
-const COLUMNS: &str = "id, root_id, path, size, mtime_ns, content_hash, format, width, height, orientation, \
+pub(super) const COLUMNS: &str = "id, root_id, path, size, mtime_ns, content_hash, format, width, height, orientation, \
     taken_at, taken_at_offset_min, gps_time_utc, make, model, lat, lon, alt, gps_source, sidecar_path, warnings, \
     status, missing_since, first_seen_at, updated_at";
 
-fn row_to_photo(r: &Row) -> rusqlite::Result<PhotoRecord> {
+pub(super) fn row_to_photo(r: &Row) -> rusqlite::Result<PhotoRecord> {
     let content_hash = blob32(r.get_ref(5)?.as_blob()?);
     let format: String = r.get(6)?;
     let taken_at: Option<String> = r.get(10)?;

@@ -218,4 +218,33 @@ pub const MIGRATIONS: &[&str] = &[
         installed_at INTEGER NOT NULL
     );
     "#,
+    // 6: background jobs (they outlive the app that started them), and the place each located
+    // photo is in (offline reverse geocoding, refreshed when the location changes).
+    r#"
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,             -- scan, describe, propose, update, write, undo
+        params TEXT NOT NULL,           -- JSON: what the job works on
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'paused', 'done', 'failed', 'cancelled')),
+        stage TEXT NOT NULL DEFAULT '',
+        done INTEGER NOT NULL DEFAULT 0,
+        total INTEGER,
+        message TEXT,
+        errors TEXT NOT NULL DEFAULT '[]',  -- JSON [{path, reason}]
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER
+    );
+    CREATE TABLE photo_places (
+        photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+        lat REAL NOT NULL,              -- the location the place was computed for
+        lon REAL NOT NULL,
+        cc TEXT NOT NULL,
+        region TEXT NOT NULL,
+        city TEXT NOT NULL,
+        city_lat REAL NOT NULL,
+        city_lon REAL NOT NULL
+    );
+    CREATE INDEX photo_places_by_place ON photo_places(cc, region, city);
+    "#,
 ];

@@ -1,5 +1,7 @@
 //! Geographic primitives: points, validation, distances.
 
+pub mod places;
+
 use serde::{Deserialize, Serialize};
 
 /// Mean Earth radius in metres (IUGG), used by the haversine distance.

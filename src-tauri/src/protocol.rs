@@ -1,0 +1,74 @@
+//! The `pinpoint:` URI scheme: the only way the webview gets pictures. It serves thumbnails and
+//! previews of catalog photos (made on demand into the catalog's cache) and reference databases'
+//! previews, by id — never an arbitrary path.
+//!
+//! URLs: `/thumb/{photoId}/grid|preview`, `/ref/{database}/{refId}`.
+
+use std::path::Path;
+
+use pinpoint::library::{self, ThumbnailSize};
+use pinpoint::Catalog;
+use tauri::http::{header, Response, StatusCode};
+
+/// Answers one request: (status, content type, body).
+pub fn serve(catalog_path: &Path, url_path: &str) -> (StatusCode, &'static str, Vec<u8>) {
+    match fetch(catalog_path, url_path) {
+        Ok(bytes) => (StatusCode::OK, "image/jpeg", bytes),
+        Err((status, reason)) => (status, "text/plain; charset=utf-8", reason.into_bytes()),
+    }
+}
+
+fn fetch(catalog_path: &Path, url_path: &str) -> Result<Vec<u8>, (StatusCode, String)> {
+    let bad = |m: &str| (StatusCode::BAD_REQUEST, m.to_string());
+    let parts: Vec<String> = url_path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let catalog = Catalog::open(catalog_path)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match parts.as_slice() {
+        [kind, id, size] if kind == "thumb" => {
+            let id: i64 = id.parse().map_err(|_| bad("photo id must be a number"))?;
+            let size = match size.as_str() {
+                "grid" => ThumbnailSize::Grid,
+                "preview" => ThumbnailSize::Preview,
+                _ => return Err(bad("size must be grid or preview")),
+            };
+            let photo = catalog
+                .photo(id)
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                .ok_or((StatusCode::NOT_FOUND, format!("no photo {id}")))?;
+            let thumb = library::thumbnail(&catalog.cache_dir(), &photo, size)
+                .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+            std::fs::read(&thumb).map_err(|e| {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{}: {e}", thumb.display()),
+                )
+            })
+        }
+        [kind, name, id] if kind == "ref" => {
+            let id: i64 = id
+                .parse()
+                .map_err(|_| bad("reference id must be a number"))?;
+            pinpoint::refdb::preview(&catalog, name, id)
+                .map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))
+        }
+        _ => Err((StatusCode::NOT_FOUND, format!("nothing at {url_path}"))),
+    }
+}
+
+pub fn response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        // Content addressed by id and file hash: the cache can keep it while the app runs.
+        .header(header::CACHE_CONTROL, "max-age=3600")
+        .body(body)
+        .expect("a valid response")
+}

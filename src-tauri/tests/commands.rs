@@ -1,0 +1,356 @@
+//! The desktop shell's commands through Tauri's IPC with the mock runtime, on a real catalog and
+//! real photos (the bundled sample library): adding a library and scanning it as a job, browsing,
+//! the map, places, the image protocol, placing a photo by hand and undoing it, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+};
+use tauri::webview::InvokeRequest;
+use tauri::WebviewWindow;
+
+struct App {
+    _app: tauri::App<MockRuntime>,
+    window: WebviewWindow<MockRuntime>,
+    catalog: PathBuf,
+    library: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A copy of the bundled sample library (writable, as a user's photos are) and a fresh catalog.
+fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("Pictures");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample-library");
+    for entry in walk(&sample) {
+        let rel = entry.strip_prefix(&sample).unwrap();
+        let dst = library.join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &dst).unwrap();
+    }
+    let catalog = dir.path().join("catalog.sqlite");
+    let app = pinpoint_desktop::configure(mock_builder())
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let state = pinpoint_desktop::open_state(app.handle(), catalog.clone()).unwrap();
+    tauri::Manager::manage(&app, state);
+    let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    App {
+        _app: app,
+        window,
+        catalog,
+        library,
+        _dir: dir,
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+impl App {
+    fn call(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        let request = InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        };
+        get_ipc_response(&self.window, request).map(|b| b.deserialize::<Value>().unwrap())
+    }
+
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        self.call(cmd, args.clone())
+            .unwrap_or_else(|e| panic!("{cmd} {args} failed: {e}"))
+    }
+
+    /// Waits for a job to reach a final state.
+    fn wait_job(&self, id: i64) -> Value {
+        let start = Instant::now();
+        loop {
+            let jobs = self.ok("jobs", json!({}));
+            let job = jobs
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|j| j["id"] == id)
+                .cloned()
+                .expect("the job is listed");
+            if ["done", "failed", "cancelled"].contains(&job["state"].as_str().unwrap()) {
+                return job;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "job {id} did not end: {job}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn add_library(&self) -> Value {
+        let added = self.ok("addRoot", json!({ "path": self.library }));
+        let job = self.wait_job(added["job"]["id"].as_i64().unwrap());
+        assert_eq!(job["state"], "done", "{job}");
+        job
+    }
+}
+
+#[test]
+fn adding_a_folder_scans_it_as_a_job_and_the_views_show_it() {
+    let app = app();
+    let job = app.add_library();
+    assert_eq!(job["kind"], "scan");
+    assert!(job["message"].as_str().unwrap().contains("17 new"), "{job}");
+    assert_eq!(job["errors"], json!([]));
+
+    let overview = app.ok("overview", json!({}));
+    assert_eq!(overview["roots"].as_array().unwrap().len(), 1);
+    let counts = &overview["counts"];
+    // 9 Tuscany + 3 Berlin photos carry EXIF GPS, 2 of the 5 Sacré-Cœur photos an XMP sidecar location.
+    assert_eq!(counts["total"], 17, "{counts}");
+    assert_eq!(counts["tagged"], 14, "{counts}");
+    assert_eq!(counts["untagged"], 3, "{counts}");
+    assert_eq!(overview["writeMode"], "embed");
+    assert_eq!(overview["tiles"]["enabled"], false);
+
+    // The grid's pages add up to the total, newest first.
+    let page1 = app.ok(
+        "listPhotos",
+        json!({ "filter": { "kind": "all" }, "offset": 0, "limit": 10 }),
+    );
+    let page2 = app.ok(
+        "listPhotos",
+        json!({ "filter": { "kind": "all" }, "offset": 10, "limit": 10 }),
+    );
+    assert_eq!(page1["total"], 17);
+    assert_eq!(page1["photos"].as_array().unwrap().len(), 10);
+    assert_eq!(page2["photos"].as_array().unwrap().len(), 7);
+    let dates: Vec<String> = page1["photos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["takenAt"].as_str().map(str::to_string))
+        .collect();
+    assert!(dates.windows(2).all(|w| w[0] >= w[1]), "{dates:?}");
+    let untagged = app.ok("listPhotos", json!({ "filter": { "kind": "untagged" } }));
+    assert_eq!(untagged["total"], 3);
+    let sidecar = app.ok(
+        "listPhotos",
+        json!({ "filter": { "kind": "tagged", "source": "sidecar" } }),
+    );
+    assert_eq!(sidecar["total"], 2);
+
+    // The map gets every located photo.
+    let points = app.ok("mapPoints", json!({}));
+    assert_eq!(points["ids"].as_array().unwrap().len(), 14);
+    assert_eq!(points["lats"].as_array().unwrap().len(), 14);
+
+    // Places: Italy (Tuscany), Germany (Berlin), France (Paris), by offline reverse geocoding.
+    let places = app.ok("places", json!({}));
+    let countries: Vec<(&str, u64)> = places
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["cc"].as_str().unwrap(), c["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(countries, vec![("IT", 9), ("DE", 3), ("FR", 2)]);
+    let berlin = app.ok(
+        "listPhotos",
+        json!({ "filter": { "kind": "all", "place": { "cc": "DE", "region": "Berlin", "city": null } } }),
+    );
+    assert_eq!(berlin["total"], 3, "{berlin}");
+
+    // A photo's detail, and its thumbnail through the image protocol.
+    let first = &page1["photos"][0];
+    let id = first["id"].as_i64().unwrap();
+    let detail = app.ok("photoDetail", json!({ "id": id }));
+    assert_eq!(detail["id"], id);
+    assert!(detail["width"].as_u64().unwrap() > 0);
+    let (status, kind, body) =
+        pinpoint_desktop::protocol::serve(&app.catalog, &format!("/thumb/{id}/grid"));
+    assert_eq!(status, 200);
+    assert_eq!(kind, "image/jpeg");
+    assert_eq!(&body[..2], &[0xFF, 0xD8]);
+    let img = image_size(&body);
+    assert_eq!(img.0.max(img.1), 256, "{img:?}");
+    let (status, _, _) = pinpoint_desktop::protocol::serve(&app.catalog, "/thumb/999999/grid");
+    assert_eq!(status, 404);
+    let (status, _, _) = pinpoint_desktop::protocol::serve(&app.catalog, "/../../etc/passwd");
+    assert_eq!(status, 404);
+}
+
+fn image_size(jpeg: &[u8]) -> (u32, u32) {
+    // SOF0/SOF2 marker: FF C0|C2, length, precision, height, width.
+    let mut i = 2;
+    while i + 9 < jpeg.len() {
+        if jpeg[i] == 0xFF && (jpeg[i + 1] == 0xC0 || jpeg[i + 1] == 0xC2) {
+            let h = u16::from_be_bytes([jpeg[i + 5], jpeg[i + 6]]) as u32;
+            let w = u16::from_be_bytes([jpeg[i + 7], jpeg[i + 8]]) as u32;
+            return (w, h);
+        }
+        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+        i += 2 + len;
+    }
+    panic!("no frame header");
+}
+
+#[test]
+fn placing_photos_by_hand_writes_them_and_undo_restores_them() {
+    let app = app();
+    app.add_library();
+    // A Tuscany photo (EXIF: the new position goes into the file) moved to Paris, and an untagged
+    // Sacré-Cœur photo (no EXIF block: the position goes into a new XMP sidecar), in one batch.
+    let tuscany = app.ok("listPhotos", json!({ "filter": { "kind": "all", "place": { "cc": "IT", "region": null, "city": null } }, "limit": 1 }));
+    let untagged = app.ok(
+        "listPhotos",
+        json!({ "filter": { "kind": "untagged" }, "limit": 1 }),
+    );
+    let (t, u) = (&tuscany["photos"][0], &untagged["photos"][0]);
+    let t_path = PathBuf::from(t["path"].as_str().unwrap());
+    let u_path = PathBuf::from(u["path"].as_str().unwrap());
+    let u_sidecar = PathBuf::from(format!("{}.xmp", u_path.display()));
+    let t_before = std::fs::read(&t_path).unwrap();
+    let u_before = std::fs::read(&u_path).unwrap();
+    assert!(!u_sidecar.exists());
+
+    let r = app.ok(
+        "setLocation",
+        json!({ "photoIds": [t["id"], u["id"]], "lat": 48.88671, "lon": 2.34305 }),
+    );
+    let batch = r["batchId"].as_i64().unwrap();
+    assert_eq!(r["written"], 2, "{r}");
+    assert!(
+        std::fs::read(&t_path).unwrap() != t_before,
+        "the position went into the Tuscany file"
+    );
+    let gps = pinpoint::library::read_photo_metadata(&t_path, None)
+        .unwrap()
+        .location
+        .expect("GPS read back from the file")
+        .point;
+    assert!(
+        (gps.lat - 48.88671).abs() < 1e-7 && (gps.lon - 2.34305).abs() < 1e-7,
+        "{gps:?}"
+    );
+    assert!(
+        std::fs::read(&u_path).unwrap() == u_before,
+        "a photo without EXIF is not rewritten"
+    );
+    let gps = pinpoint::library::read_photo_metadata(&u_path, Some(&u_sidecar))
+        .unwrap()
+        .location
+        .expect("GPS read back from the sidecar")
+        .point;
+    assert!(
+        (gps.lat - 48.88671).abs() < 1e-7 && (gps.lon - 2.34305).abs() < 1e-7,
+        "{gps:?}"
+    );
+    for id in [&t["id"], &u["id"]] {
+        let detail = app.ok("photoDetail", json!({ "id": id }));
+        assert_eq!(detail["source"], "user");
+        assert_eq!(detail["place"]["cc"], "FR");
+    }
+
+    let history = app.ok("history", json!({ "limit": 5 }));
+    assert_eq!(history[0]["id"], batch);
+    assert_eq!(history[0]["edits"].as_array().unwrap().len(), 2);
+
+    let undone = app.ok("undo", json!({ "batchId": null }));
+    assert_eq!(undone["restored"], 2);
+    assert!(
+        std::fs::read(&t_path).unwrap() == t_before,
+        "undo restores the original bytes"
+    );
+    assert!(!u_sidecar.exists(), "undo removes the sidecar it created");
+    assert_eq!(
+        app.ok("photoDetail", json!({ "id": u["id"] }))["lat"],
+        Value::Null
+    );
+    assert_eq!(
+        app.ok("photoDetail", json!({ "id": t["id"] }))["place"]["cc"],
+        "IT"
+    );
+}
+
+#[test]
+fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
+    let app = app();
+    app.add_library();
+    let untagged = app.ok("listPhotos", json!({ "filter": { "kind": "untagged" } }));
+    let photo = &untagged["photos"][0];
+    let path = PathBuf::from(photo["path"].as_str().unwrap());
+    let before = std::fs::read(&path).unwrap();
+
+    let e = app
+        .call(
+            "setLocation",
+            json!({ "photoIds": [photo["id"]], "lat": 91.0, "lon": 2.0 }),
+        )
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("latitude"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+
+    let e = app
+        .call("photoDetail", json!({ "id": 424242 }))
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("424242"), "{e}");
+    let e = app
+        .call("listPhotos", json!({ "filter": { "kind": "everything" } }))
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("everything"), "{e}");
+    let e = app
+        .call("addRoot", json!({ "path": "/no/such/folder" }))
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("/no/such/folder"), "{e}");
+    let e = app
+        .call("saveSettings", json!({ "writeMode": "embed", "tiles": { "enabled": true, "url": "file:///etc/passwd", "attribution": "" } }))
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("https://"), "{e}");
+    let e = app
+        .call("startJob", json!({ "kind": "defragment" }))
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("defragment"), "{e}");
+    let e = app.call("undo", json!({ "batchId": null })).unwrap_err();
+    assert!(e.as_str().unwrap().contains("nothing to undo"), "{e}");
+}
+
+#[test]
+fn settings_round_trip_and_jobs_can_be_cancelled_while_queued() {
+    let app = app();
+    app.ok(
+        "saveSettings",
+        json!({ "writeMode": "sidecar", "tiles": { "enabled": true, "url": "https://tiles.example.org/{z}/{x}/{y}.png", "attribution": "Example" } }),
+    );
+    let s = app.ok("settings", json!({}));
+    assert_eq!(s["writeMode"], "sidecar");
+    assert_eq!(s["tiles"]["enabled"], true);
+    assert_eq!(s["tiles"]["attribution"], "Example");
+    assert!(s["device"].as_str().unwrap().starts_with("cpu"));
+
+    // A scan of a big folder runs while a second job waits; cancel both.
+    app.ok("addRoot", json!({ "path": app.library }));
+    let second = app.ok("startJob", json!({ "kind": "scan" }));
+    let id = second["id"].as_i64().unwrap();
+    app.ok("cancelJob", json!({ "id": id }));
+    let job = app.wait_job(id);
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(app.ok("refdbs", json!({})).as_array().unwrap().is_empty());
+}

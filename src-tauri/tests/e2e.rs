@@ -1,0 +1,173 @@
+//! End to end: the real app (this package's binary, with the real front end) driven through
+//! tauri-driver and WebKitWebDriver under Xvfb, on a copy of the bundled sample library. It adds the
+//! library, watches the scan, sees thumbnails, opens the map, runs Update, accepts a proposal in the
+//! review queue, checks the photo's GPS on disk, undoes it from the UI and checks the original bytes
+//! are back. Screenshots of every view at 1280x800 go to target/e2e-screenshots/.
+//!
+//! Needs: Xvfb, WebKitWebDriver (Debian: xvfb, webkit2gtk-driver) and tauri-driver
+//! (scripts/install-deps.sh puts it in target/tools/bin).
+
+mod webdriver;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use webdriver::{copy_tree, gps_of, launch, workspace};
+
+const LOADED_THUMBNAILS: &str = "const n = [...document.querySelectorAll('.grid-cell img')]\
+    .filter(i => i.complete && i.naturalWidth > 0).length; return n >= 12 && n";
+
+#[test]
+fn a_photographer_adds_a_library_reviews_a_proposal_on_the_map_and_undoes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("Pictures");
+    std::fs::create_dir_all(&library).unwrap();
+    copy_tree(&workspace().join("assets/sample-library"), &library);
+    let catalog = dir.path().join("catalog.sqlite");
+    let (driver, shown) = launch(&catalog, "sample-library");
+    let s = &driver.session;
+    let paint = s.js(
+        "const p = performance.getEntriesByType('paint').map(e => [e.name, Math.round(e.startTime)]); \
+         return { paint: p, domContentLoaded: Math.round(performance.timing.domContentLoadedEventEnd - performance.timing.navigationStart) };",
+    );
+    eprintln!(
+        "launch to app shell: {} ms; in-page timings {paint}",
+        shown.as_millis()
+    );
+    s.screenshot("0-empty-library");
+
+    // Add the folder by path (the native picker is the other way) and watch the scan.
+    s.type_into("#root-path", library.to_str().unwrap());
+    s.click("#root-add");
+    let loaded = s.wait_until("thumbnails", LOADED_THUMBNAILS, 120);
+    eprintln!("thumbnails loaded: {loaded}");
+    let count = s.wait_until(
+        "the library count",
+        "const t = document.querySelector('#library-count'); return t && /17/.test(t.textContent) && t.textContent",
+        30,
+    );
+    eprintln!("library count: {count}");
+    s.click(".grid-cell");
+    s.wait_until(
+        "the detail pane",
+        "const d = document.querySelector('#library-detail'); return d && d.querySelector('img') && d.textContent.length > 40",
+        20,
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    s.screenshot("1-library");
+
+    // The map shows the located photos (14: Tuscany, Berlin, the two tagged Sacré-Cœur photos).
+    s.click("#nav-map");
+    let markers = s.wait_until(
+        "markers on the map",
+        "return document.querySelectorAll('#map .marker-cluster, #map .photo-marker').length",
+        60,
+    );
+    eprintln!("map markers/clusters: {markers}");
+    std::thread::sleep(Duration::from_millis(1500));
+    s.screenshot("2-map");
+
+    // Update: describe with the built-in model and propose. The scan job is in the list too.
+    s.click("#nav-jobs");
+    s.wait_until(
+        "the finished scan job",
+        "return document.querySelector('.job[data-state=\"done\"]')",
+        30,
+    );
+    s.click("#job-start-update");
+    let started = Instant::now();
+    s.wait_until(
+        "the update job to run",
+        "const j = document.querySelector('.job'); return j && j.dataset.state !== 'done' && j.dataset.state",
+        30,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    s.screenshot("3-jobs-running");
+    let state = s.wait_until(
+        "the update job to finish",
+        "const j = document.querySelector('.job'); return j && ['done','failed','cancelled'].includes(j.dataset.state) && j.dataset.state",
+        900,
+    );
+    assert_eq!(state, "done", "the update job ended {state}");
+    eprintln!("update job: {:.0} s", started.elapsed().as_secs_f64());
+    s.screenshot("4-jobs");
+
+    // Review: the first proposal is one of the untagged Sacré-Cœur photos, placed at the basilica.
+    let queue = s.js_async(
+        "const done = arguments[arguments.length - 1]; \
+         window.__TAURI__.core.invoke('reviewQueue', { minConfidence: 0 }).then(done, e => done({ error: String(e) }));",
+    );
+    let first = queue[0].clone();
+    assert!(first.is_object(), "no proposal in the queue: {queue}");
+    let path = PathBuf::from(first["path"].as_str().unwrap());
+    assert!(path.starts_with(library.join("sacre-coeur")), "{path:?}");
+    let (plat, plon) = (
+        first["lat"].as_f64().unwrap(),
+        first["lon"].as_f64().unwrap(),
+    );
+    assert!(
+        pinpoint::geo::haversine_m(plat, plon, 48.88671, 2.34305) < 200.0,
+        "{first}"
+    );
+    let original = std::fs::read(&path).unwrap();
+    let sidecar = PathBuf::from(format!("{}.xmp", path.display()));
+    assert_eq!(gps_of(&path), None);
+
+    s.click("#nav-review");
+    s.wait_until(
+        "the proposal on screen",
+        "const i = document.querySelector('#review .review-img'); return i && i.complete && i.naturalWidth > 0",
+        30,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    s.screenshot("5-review");
+    s.click("#review-accept");
+    let start = Instant::now();
+    let written = loop {
+        if let Some(g) = gps_of(&path) {
+            break g;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the accepted location never reached {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        (written.0 - plat).abs() < 1e-6 && (written.1 - plon).abs() < 1e-6,
+        "{written:?} vs {plat},{plon}"
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    s.screenshot("6-review-accepted");
+
+    // Undo from the UI puts the original bytes back.
+    s.click("#review-undo");
+    let start = Instant::now();
+    while std::fs::read(&path).unwrap() != original || sidecar.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "undo did not restore {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(gps_of(&path), None);
+
+    // The other views, for the record.
+    s.click("#nav-suspicious");
+    std::thread::sleep(Duration::from_millis(1500));
+    s.screenshot("7-suspicious");
+    s.click("#nav-places");
+    s.wait_until(
+        "the place tree",
+        "return document.querySelectorAll('#places-tree .tree-row').length",
+        30,
+    );
+    s.click("#places-tree .tree-row");
+    std::thread::sleep(Duration::from_millis(1500));
+    s.screenshot("8-places");
+    s.click("#nav-settings");
+    std::thread::sleep(Duration::from_millis(1000));
+    s.screenshot("9-settings");
+}
