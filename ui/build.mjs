@@ -1,6 +1,4 @@
 // Builds ui/dist/ from ui/src/ plus vendor files out of node_modules. No network, no bundler.
-//   node build.mjs         → production build (src/dev/ left out)
-//   node build.mjs --dev   → also copies src/dev/ (the in-browser mock backend, opened with ?mock)
 import { cp, mkdir, readFile, rm, writeFile, copyFile, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -10,7 +8,6 @@ const root = dirname(fileURLToPath(import.meta.url));
 const src = join(root, 'src');
 const dist = join(root, 'dist');
 const nm = join(root, 'node_modules');
-const dev = process.argv.includes('--dev');
 const started = Date.now();
 
 function need(path) {
@@ -25,10 +22,7 @@ await rm(dist, { recursive: true, force: true });
 await mkdir(dist, { recursive: true });
 
 // 1. The app itself.
-await cp(src, dist, {
-  recursive: true,
-  filter: (p) => dev || !relative(src, p).split(/[\\/]/).includes('dev'),
-});
+await cp(src, dist, { recursive: true });
 
 // 2. Vendor scripts and styles (loaded as classic scripts: window.L, window.topojson).
 const vendor = join(dist, 'vendor');
@@ -80,5 +74,5 @@ async function walk(dir) {
 }
 await walk(dist);
 console.log(
-  `built ui/dist${dev ? ' (dev, with mock backend)' : ''}: ${count} files, ${(bytes / 1e6).toFixed(1)} MB in ${Date.now() - started} ms`,
+  `built ui/dist: ${count} files, ${(bytes / 1e6).toFixed(1)} MB in ${Date.now() - started} ms`,
 );

@@ -322,13 +322,6 @@ function initShell() {
 
 async function start() {
   initShell();
-  if (!window.__TAURI__ && new URLSearchParams(location.search).has('mock')) {
-    try {
-      await import('./dev/mock.js');
-    } catch (e) {
-      console.warn('mock backend not available (build with --dev)', e);
-    }
-  }
   if (!VIEWS.includes(parseRoute(location.hash).view) || !location.hash) history.replaceState(null, '', formatRoute('library'));
   route();
   if (!api.isAvailable()) {
