@@ -23,6 +23,11 @@ struct App {
 
 /// A copy of the bundled sample library (writable, as a user's photos are) and a fresh catalog.
 fn app() -> App {
+    app_with(|_, _| {})
+}
+
+/// As [`app`], with `before(catalog, library)` run on the catalog before the app opens it.
+fn app_with(before: impl FnOnce(&Path, &Path)) -> App {
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("Pictures");
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample-library");
@@ -33,6 +38,7 @@ fn app() -> App {
         std::fs::copy(&entry, &dst).unwrap();
     }
     let catalog = dir.path().join("catalog.sqlite");
+    before(&catalog, &library);
     let app = pinpoint_desktop::configure(mock_builder())
         .build(mock_context(noop_assets()))
         .unwrap();
@@ -80,6 +86,29 @@ impl App {
     fn ok(&self, cmd: &str, args: Value) -> Value {
         self.call(cmd, args.clone())
             .unwrap_or_else(|e| panic!("{cmd} {args} failed: {e}"))
+    }
+
+    /// Waits for a job to reach one of `states`.
+    fn wait_state(&self, id: i64, states: &[&str]) -> Value {
+        let start = Instant::now();
+        loop {
+            let job = self
+                .ok("jobs", json!({}))
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|j| j["id"] == id)
+                .cloned()
+                .expect("the job is listed");
+            if states.contains(&job["state"].as_str().unwrap()) {
+                return job;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "job {id} never got to {states:?}: {job}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits for a job to reach a final state.
@@ -353,4 +382,75 @@ fn settings_round_trip_and_jobs_can_be_cancelled_while_queued() {
     let job = app.wait_job(id);
     assert_eq!(job["state"], "cancelled", "{job}");
     assert!(app.ok("refdbs", json!({})).as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_job_interrupted_by_a_restart_resumes_when_the_app_opens_again() {
+    let mut job_id = 0;
+    // The previous session queued a scan and was killed while running it.
+    let app = app_with(|catalog, library| {
+        let c = pinpoint::Catalog::open(catalog).unwrap();
+        c.add_root(library).unwrap();
+        let job = c
+            .add_job("scan", &json!({ "kind": "scan", "roots": [] }))
+            .unwrap();
+        c.set_job_state(job.id, "running", None).unwrap();
+        job_id = job.id;
+    });
+    let job = app.wait_job(job_id);
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(app.ok("overview", json!({}))["counts"]["total"], 17);
+}
+
+#[test]
+fn a_paused_describe_job_resumes_where_it_stopped() {
+    let app = app();
+    app.add_library();
+    let job = app.ok("startJob", json!({ "kind": "describe" }));
+    let id = job["id"].as_i64().unwrap();
+    app.wait_state(id, &["running"]);
+    // Let it describe some photos (the model loads first), then pause.
+    let start = Instant::now();
+    loop {
+        let j = app.wait_state(id, &["running", "done"]);
+        if j["state"] == "done" || (j["stage"] != "" && j["done"].as_u64().unwrap() > 0) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    app.ok("pauseJob", json!({ "id": id }));
+    let paused = app.wait_state(id, &["paused", "done"]);
+    let hash = {
+        let (_, weights) =
+            pinpoint::model::card::resolve(&pinpoint::model::default_model_path()).unwrap();
+        pinpoint::model::sha256_file(&weights).unwrap()
+    };
+    let counts = || {
+        pinpoint::Catalog::open(&app.catalog)
+            .unwrap()
+            .descriptor_counts(&hash)
+            .unwrap()
+    };
+    // Describing 17 photos takes seconds on this machine: the pause lands before the end.
+    assert_eq!(paused["state"], "paused", "{paused}");
+    let before = counts().described;
+    assert!(
+        before > 0 && before < 17,
+        "paused after describing {before}"
+    );
+    app.ok("resumeJob", json!({ "id": id }));
+    let done = app.wait_job(id);
+    assert_eq!(done["state"], "done", "{done}");
+    // The resumed run described only what was left.
+    let message = done["message"].as_str().unwrap().to_string();
+    assert_eq!(
+        message,
+        format!("described {} photos", 17 - before),
+        "{done}"
+    );
+    assert_eq!(counts().described, 17);
+    // A finished job cannot be resumed into running again.
+    app.ok("resumeJob", json!({ "id": id }));
+    assert_eq!(app.wait_job(id)["state"], "done");
 }

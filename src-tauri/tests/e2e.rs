@@ -67,6 +67,16 @@ fn a_photographer_adds_a_library_reviews_a_proposal_on_the_map_and_undoes_it() {
     std::thread::sleep(Duration::from_millis(1500));
     s.screenshot("2-map");
 
+    // A wrong tag, as cameras and careless edits make them: one Berlin photo placed in Tuscany.
+    let wrong = s.js_async(
+        "const done = arguments[arguments.length - 1]; const inv = window.__TAURI__.core.invoke; \
+         inv('listPhotos', { filter: { kind: 'all', place: { cc: 'DE', region: null, city: null } }, limit: 1 }) \
+           .then(r => inv('setLocation', { photoIds: [r.photos[0].id], lat: 43.4633, lon: 11.8796 }).then(() => done(r.photos[0]))) \
+           .catch(e => done({ error: String(e) }));",
+    );
+    let wrong_path = PathBuf::from(wrong["path"].as_str().unwrap_or_else(|| panic!("{wrong}")));
+    assert_eq!(gps_of(&wrong_path).map(|g| g.0.round()), Some(43.0));
+
     // Update: describe with the built-in model and propose. The scan job is in the list too.
     s.click("#nav-jobs");
     s.wait_until(
@@ -154,10 +164,30 @@ fn a_photographer_adds_a_library_reviews_a_proposal_on_the_map_and_undoes_it() {
     }
     assert_eq!(gps_of(&path), None);
 
-    // The other views, for the record.
+    // Suspicious: the Berlin photo tagged in Tuscany is flagged; replacing the tag puts it back in Berlin.
     s.click("#nav-suspicious");
+    let flagged = s.wait_until(
+        "the suspicious tag",
+        "const i = document.querySelector('.susp-item'); return i && i.dataset.id",
+        30,
+    );
+    assert_eq!(
+        flagged.as_str().unwrap(),
+        wrong["id"].to_string(),
+        "flagged photo"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     s.screenshot("7-suspicious");
+    s.click("#suspicious-replace");
+    let start = Instant::now();
+    while gps_of(&wrong_path).is_none_or(|g| (g.0 - 52.52).abs() > 0.05) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the tag was not replaced: {:?}",
+            gps_of(&wrong_path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     s.click("#nav-places");
     s.wait_until(
         "the place tree",

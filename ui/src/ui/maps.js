@@ -174,6 +174,15 @@ function applyTiles(map) {
   if (map._ppUpdateLabels) map._ppUpdateLabels();
 }
 
+/**
+ * The zoom to show a place at: the offline base map (Natural Earth 1:50m) has nothing more to show
+ * past a regional scale, so without online tiles views stop there and keep their context.
+ */
+export const OFFLINE_MAX_DETAIL_ZOOM = 8;
+export function contextZoom(z) {
+  return tiles.enabled ? z : Math.min(z, OFFLINE_MAX_DETAIL_ZOOM);
+}
+
 /** Sets the online tile layer for every map (nothing is fetched unless enabled with a URL). */
 export function setTiles(next) {
   const t = next || {};

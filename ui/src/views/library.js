@@ -3,7 +3,7 @@ import * as api from '../api.js';
 import { h, icon, img, setChildren, emptyState, spinner, debounce } from '../ui/dom.js';
 import { VirtualGrid } from '../ui/grid.js';
 import { confirmDialog } from '../ui/toast.js';
-import { createMap, pinIcon } from '../ui/maps.js';
+import { createMap, pinIcon, contextZoom } from '../ui/maps.js';
 import { parseFilter, serializeFilter, filterToApi, filtersEqual, normalizeFilter, SOURCES } from '../lib/state.js';
 import {
   formatCount, plural, formatDate, formatBytes, formatPixels, formatCoord, formatSource,
@@ -343,8 +343,8 @@ export default function createLibrary(app, root) {
     }
     requestAnimationFrame(() => {
       miniMap.invalidateSize({ pan: false });
-      if (pts.length === 1) miniMap.setView(pts[0], prop && !d.lat ? 9 : 11, { animate: false });
-      else if (pts.length > 1) miniMap.fitBounds(pts, { padding: [24, 24], maxZoom: 12, animate: false });
+      if (pts.length === 1) miniMap.setView(pts[0], contextZoom(prop && !d.lat ? 9 : 11), { animate: false });
+      else if (pts.length > 1) miniMap.fitBounds(pts, { padding: [24, 24], maxZoom: contextZoom(12), animate: false });
     });
   }
 

@@ -2,7 +2,7 @@
 import * as api from '../api.js';
 import { h, icon, setChildren, emptyState, spinner, debounce } from '../ui/dom.js';
 import { VirtualGrid } from '../ui/grid.js';
-import { createMap, refreshSize } from '../ui/maps.js';
+import { createMap, refreshSize, contextZoom } from '../ui/maps.js';
 import { serializeFilter } from '../lib/state.js';
 import { formatCount, plural } from '../lib/format.js';
 import { boundsOf, zoomForPlaceLevel, lonNear } from '../lib/geo.js';
@@ -171,7 +171,7 @@ export default function createPlaces(app, root) {
   function centerMap(s) {
     if (!ensureMap()) return;
     dots.clearLayers();
-    if (Number.isFinite(s.lat) && Number.isFinite(s.lon)) map.setView([s.lat, s.lon], zoomForPlaceLevel(s.level), { animate: false });
+    if (Number.isFinite(s.lat) && Number.isFinite(s.lon)) map.setView([s.lat, s.lon], contextZoom(zoomForPlaceLevel(s.level)), { animate: false });
   }
 
   function plot(photos, s) {
@@ -183,7 +183,7 @@ export default function createPlaces(app, root) {
       L.circleMarker([p.lat, lonNear(p.lon, ref)], { radius: 4, color: '#0f1216', weight: 1, fillColor: '#5fb3ff', fillOpacity: 0.9, interactive: false }).addTo(dots);
     }
     const b = boundsOf(pts.map((p) => ({ lat: p.lat, lon: lonNear(p.lon, ref) })));
-    if (b && pts.length > 1) map.fitBounds(b, { padding: [24, 24], maxZoom: s.level === 'city' ? 14 : 10, animate: false });
+    if (b && pts.length > 1) map.fitBounds(b, { padding: [24, 24], maxZoom: contextZoom(s.level === 'city' ? 14 : 10), animate: false });
   }
 
   return {

@@ -3,7 +3,7 @@
 import * as api from '../api.js';
 import { h, icon, img, setChildren, emptyState, spinner } from '../ui/dom.js';
 import { confirmDialog } from '../ui/toast.js';
-import { createMap, pinIcon, refreshSize } from '../ui/maps.js';
+import { createMap, pinIcon, refreshSize, contextZoom } from '../ui/maps.js';
 import { evidenceStrip, evidenceMarkers, highlightMarker } from './evidence.js';
 import { countAbove } from '../lib/state.js';
 import { formatPercent, formatCoord, formatDistance, formatCount, plural, shortenPath } from '../lib/format.js';
@@ -196,7 +196,7 @@ export default function createReview(app, root) {
       map.invalidateSize({ pan: false });
       const b = L.latLngBounds(pts);
       if (p.radiusM) b.extend(L.latLng(p.lat, p.lon).toBounds(p.radiusM * 2));
-      map.fitBounds(b, { padding: [28, 28], maxZoom: 14, animate: false });
+      map.fitBounds(b, { padding: [28, 28], maxZoom: contextZoom(14), animate: false });
     });
   }
 

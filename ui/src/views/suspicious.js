@@ -2,7 +2,7 @@
 import * as api from '../api.js';
 import { h, icon, img, setChildren, emptyState, spinner } from '../ui/dom.js';
 import { confirmDialog } from '../ui/toast.js';
-import { createMap, pinIcon, refreshSize } from '../ui/maps.js';
+import { createMap, pinIcon, refreshSize, contextZoom } from '../ui/maps.js';
 import { evidenceStrip, evidenceMarkers, highlightMarker } from './evidence.js';
 import { formatCoord, formatDistance, formatPercent, plural, shortenPath } from '../lib/format.js';
 import { haversineM, lonNear } from '../lib/geo.js';
@@ -158,7 +158,7 @@ export default function createSuspicious(app, root) {
     L.marker(prop, { icon: pinIcon('proposal'), keyboard: false, title: 'Where it looks like it was taken' }).addTo(layer);
     requestAnimationFrame(() => {
       map.invalidateSize({ pan: false });
-      map.fitBounds(L.latLngBounds([tag, prop]), { padding: [48, 48], maxZoom: 13, animate: false });
+      map.fitBounds(L.latLngBounds([tag, prop]), { padding: [48, 48], maxZoom: contextZoom(13), animate: false });
     });
   }
 
