@@ -120,6 +120,39 @@ enum Command {
         model: ModelSelect,
     },
 
+    /// Fine-tune CRN + NetVLAD on places you know, judged by held-out recall
+    Train {
+        /// Train on the `database` rows of an eval CSV (labels or lat,lon) and judge on its `query` rows
+        #[arg(long, value_name = "FILE.csv")]
+        dataset: PathBuf,
+        /// Stop after this many steps
+        #[arg(long, default_value_t = 200)]
+        max_steps: usize,
+        /// Stop after this many minutes
+        #[arg(long)]
+        max_minutes: Option<f64>,
+        /// Positives within this many metres (GPS datasets)
+        #[arg(long, default_value_t = 25.0)]
+        positive_m: f64,
+        /// Negatives beyond this many metres (GPS datasets)
+        #[arg(long, default_value_t = 225.0)]
+        negative_m: f64,
+        /// Long side of the training images
+        #[arg(long, default_value_t = 320)]
+        long_side: u32,
+        /// Base learning rate (CRN trains at 10x)
+        #[arg(long, default_value_t = 0.001)]
+        lr: f64,
+        /// Random seed (recorded in the report and the new model's card)
+        #[arg(long, default_value_t = 2017)]
+        seed: u64,
+        /// Where to write the new model when it is better [default: beside the catalog, models/NAME-ft-TIME]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+
     /// Bring everything up to date: scan, describe, propose, check tags
     Update {
         #[command(flatten)]
@@ -620,6 +653,32 @@ fn main() -> ExitCode {
                     no_hnsw,
                 },
             )
+        }),
+        Command::Train {
+            dataset,
+            max_steps,
+            max_minutes,
+            positive_m,
+            negative_m,
+            long_side,
+            lr,
+            seed,
+            out,
+            model,
+        } => model.args().and_then(|m| {
+            let opts = pinpoint::train::TrainOptions {
+                max_steps,
+                max_minutes,
+                thresholds: pinpoint::train::mining::Thresholds {
+                    positive_m,
+                    negative_m,
+                },
+                long_side,
+                lr,
+                seed,
+                ..Default::default()
+            };
+            cli::model::train(&ctx, &m, &dataset, &opts, out)
         }),
         Command::Update { model } => model.args().and_then(|m| cli::locate::update(&ctx, &m)),
         Command::Tag(TagCommand::Set {

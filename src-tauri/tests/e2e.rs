@@ -67,6 +67,54 @@ fn a_photographer_adds_a_library_reviews_a_proposal_on_the_map_and_undoes_it() {
     std::thread::sleep(Duration::from_millis(1500));
     s.screenshot("2-map");
 
+    // Placing by hand: an untagged photo dropped on the middle of the map (the drop the grid's
+    // drag and drop makes; WebDriver cannot drive native drag and drop), then undone from the toast.
+    let dropped = s.js_async(
+        "const done = arguments[arguments.length - 1]; \
+         window.__TAURI__.core.invoke('listPhotos', { filter: { kind: 'untagged' }, limit: 1 }).then(r => { \
+           const p = r.photos[0]; const m = document.querySelector('#map'); const box = m.getBoundingClientRect(); \
+           const centre = m.leafletMap.getCenter(); const dt = new DataTransfer(); \
+           dt.setData('application/x-pinpoint-photos', JSON.stringify([p.id])); \
+           const ev = t => new DragEvent(t, { bubbles: true, cancelable: true, dataTransfer: dt, \
+             clientX: box.left + box.width / 2, clientY: box.top + box.height / 2 }); \
+           m.dispatchEvent(ev('dragenter')); m.dispatchEvent(ev('dragover')); m.dispatchEvent(ev('drop')); \
+           done({ path: p.path, lat: centre.lat, lon: centre.lng }); \
+         }).catch(e => done({ error: String(e) }));",
+    );
+    let dropped_path = PathBuf::from(
+        dropped["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{dropped}")),
+    );
+    let start = Instant::now();
+    let placed = loop {
+        if let Some(g) = gps_of(&dropped_path) {
+            break g;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the dropped photo was not placed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let centre = (
+        dropped["lat"].as_f64().unwrap(),
+        dropped["lon"].as_f64().unwrap(),
+    );
+    assert!(
+        pinpoint::geo::haversine_m(placed.0, placed.1, centre.0, centre.1) < 20_000.0,
+        "{placed:?} vs {centre:?}"
+    );
+    s.click(".toast-action");
+    let start = Instant::now();
+    while gps_of(&dropped_path).is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the toast's Undo did not clear the placement"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // A wrong tag, as cameras and careless edits make them: one Berlin photo placed in Tuscany.
     let wrong = s.js_async(
         "const done = arguments[arguments.length - 1]; const inv = window.__TAURI__.core.invoke; \

@@ -376,3 +376,94 @@ pub fn describe_files(
         Outcome::Partial
     })
 }
+
+/// `pinpoint train --dataset FILE.csv`: fine-tune, then judge on the held-out queries.
+pub fn train(
+    ctx: &Context,
+    m: &ModelArgs,
+    dataset: &Path,
+    opts: &pinpoint::train::TrainOptions,
+    out: Option<PathBuf>,
+) -> Result<Outcome> {
+    let model = m.load()?;
+    let data = pinpoint::eval::Dataset::load(dataset, opts.thresholds.positive_m)
+        .with_context(|| format!("cannot read dataset {}", dataset.display()))?;
+    let out = match out {
+        Some(o) => o,
+        None => {
+            let catalog = match &ctx.catalog_path {
+                Some(p) => p.clone(),
+                None => pinpoint::catalog::default_catalog_path()?,
+            };
+            let base = catalog
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+                .join("models");
+            base.join(format!(
+                "{}-ft-{}",
+                model.card.name,
+                chrono::Utc::now().format("%Y%m%d-%H%M%S")
+            ))
+        }
+    };
+    let cache_dir = match &ctx.catalog_path {
+        Some(p) => pinpoint::Catalog::open(p)?.cache_dir(),
+        None => pinpoint::Catalog::open(&pinpoint::catalog::default_catalog_path()?)?.cache_dir(),
+    };
+    let cache =
+        pinpoint::model::cache::DescriptorCache::open(&cache_dir.join("descriptors.sqlite"))?;
+    let progress = ctx.progress();
+    let report = pinpoint::train::train_on_dataset(
+        &model,
+        &data,
+        opts,
+        &out,
+        &cache,
+        &progress,
+        &ctx.cancel_on_interrupt(),
+    )?;
+    progress.clear();
+    if ctx.json {
+        super::print_json(&serde_json::json!({
+            "before": report.before,
+            "after": report.after,
+            "adopted": report.adopted,
+            "steps": report.steps,
+            "seconds": report.seconds,
+            "reason": report.reason,
+            "model": report.model,
+            "losses": report.losses,
+            "thresholds": report.thresholds,
+            "warnings": report.warnings,
+            "seed": report.seed,
+        }))?;
+    } else {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        let first = |l: &[f64]| l.iter().take(10).sum::<f64>() / l.len().clamp(1, 10) as f64;
+        let last = |l: &[f64]| l.iter().rev().take(10).sum::<f64>() / l.len().clamp(1, 10) as f64;
+        println!(
+            "{} steps in {:.0} s; loss {:.4} (first 10 steps) -> {:.4} (last 10)",
+            report.steps,
+            report.seconds,
+            first(&report.losses),
+            last(&report.losses)
+        );
+        println!("{}", report.reason);
+        match &report.model {
+            Some(p) => println!(
+                "new model: {} (use it with --model {})",
+                p.display(),
+                p.display()
+            ),
+            None => println!("no new model written"),
+        }
+    }
+    Ok(if report.cancelled {
+        Outcome::Partial
+    } else {
+        Outcome::Success
+    })
+}

@@ -118,6 +118,33 @@ impl Crn {
         })
     }
 
+    /// A CRN from its tensors (for training, where they are variables): the three filters'
+    /// (weight, bias) in `FILTERS` order and the accumulator bias [1]; the accumulator weight is
+    /// fixed at 1.
+    pub fn from_parts(filters: Vec<(Tensor, Tensor)>, acc_bias: Tensor) -> Result<Self> {
+        let (device, dtype) = (acc_bias.device().clone(), acc_bias.dtype());
+        let filters = filters
+            .into_iter()
+            .zip(FILTERS)
+            .map(|((w, b), (_, k, _))| {
+                Conv2d::new(
+                    w,
+                    Some(b),
+                    Conv2dConfig {
+                        padding: k / 2,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        Ok(Crn {
+            filters,
+            acc_weight: Tensor::ones((1, CONTEXT_CHANNELS, 1, 1), dtype, &device)?,
+            acc_bias,
+            upsample: bilinear_kernel(&device)?.to_dtype(dtype)?,
+        })
+    }
+
     /// The untrained state: zero filters and an accumulator bias of 1.
     pub fn identity(device: &Device, dtype: DType) -> Result<Self> {
         let filters = FILTERS

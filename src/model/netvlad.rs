@@ -16,9 +16,13 @@ pub struct NetVlad {
     conv: Conv2d,
 }
 
-/// x / max(||x||, 1e-12) along `dim`, as torch.nn.functional.normalize.
+/// x / max(||x||, 1e-12) along `dim`, as torch.nn.functional.normalize. The 1e-24 under the
+/// root changes no value in f32 but keeps the gradient finite for an all-zero vector (an empty
+/// cluster's residual), where sqrt's derivative is infinite.
 pub fn l2_normalize(x: &Tensor, dim: usize) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(dim)?.sqrt()?.maximum(1e-12)?;
+    let norm = (x.sqr()?.sum_keepdim(dim)? + 1e-24)?
+        .sqrt()?
+        .maximum(1e-12)?;
     x.broadcast_div(&norm)
 }
 

@@ -1,0 +1,649 @@
+//! Fine-tuning on places the user already knows (Kim, Dunn, Frahm, CVPR 2017): GPS tags or place
+//! labels are the only supervision. Triplets are mined within each batch, the loss is the margin
+//! loss on descriptor similarities (symmetric in query and positive), the optimiser SGD with
+//! momentum and weight decay, CRN at 10x the learning rate. A new model is adopted only when
+//! held-out recall says it is better.
+//!
+//! This slice trains the aggregation — CRN and NetVLAD — over conv5_3 features that the frozen
+//! backbone computes once per image (the whole VGG16 is frozen, which is what makes CPU training
+//! practical: a step costs milliseconds instead of the 5-21 s measured with conv5 trainable).
+//! Geometric verification of positives, ROI crops, checkpoints and the catalog's own tagged
+//! photos as training data are not here yet.
+
+pub mod mining;
+pub mod optim;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Module, Tensor, Var};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::eval::{Dataset, EvalResult, Truth};
+use crate::model::build::{learn_whitening, Rng};
+use crate::model::crn::{Crn, FILTERS};
+use crate::model::netvlad::{l2_normalize, NetVlad};
+use crate::model::whiten::Whitening;
+use crate::model::LoadedModel;
+use crate::progress::{CancelToken, ProgressMeter, ProgressSink};
+
+use mining::{choose_negatives, sample_batch, Places, Thresholds};
+use optim::{Param, Sgd};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOptions {
+    pub max_steps: usize,
+    pub max_minutes: Option<f64>,
+    /// Queries per step; each brings a positive, and `extra` random images join as negatives.
+    pub queries: usize,
+    pub extra: usize,
+    pub margin: f64,
+    pub lr: f64,
+    /// CRN's learning-rate multiplier (10 in the paper).
+    pub crn_lr_mult: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub thresholds: Thresholds,
+    /// Long side of the training images (reduced on the CPU).
+    pub long_side: u32,
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            max_steps: 200,
+            max_minutes: None,
+            queries: 4,
+            extra: 8,
+            margin: 0.25,
+            lr: 0.001,
+            crn_lr_mult: 10.0,
+            momentum: 0.9,
+            weight_decay: 0.001,
+            thresholds: Thresholds::default(),
+            long_side: 320,
+            seed: 2017,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub before: Vec<EvalResult>,
+    pub after: Vec<EvalResult>,
+    pub adopted: bool,
+    /// Why the new model was or was not adopted.
+    pub reason: String,
+    /// Where the adopted model was written.
+    pub model: Option<PathBuf>,
+    pub steps: usize,
+    pub seconds: f64,
+    /// Mean loss per step.
+    pub losses: Vec<f64>,
+    pub thresholds: Thresholds,
+    pub warnings: Vec<String>,
+    pub seed: u64,
+    pub cancelled: bool,
+}
+
+/// CRN and NetVLAD as variables, initialised from a model (CRN, which the built-in model lacks,
+/// starts from small random filters and an accumulator bias of 1: a mask of about 1).
+pub struct TrainableAggregation {
+    pub centroids: Var,
+    pub assign: Var,
+    pub crn_filters: Vec<(Var, Var)>,
+    pub crn_acc_bias: Var,
+}
+
+impl TrainableAggregation {
+    pub fn from_model(model: &LoadedModel, rng: &mut Rng, dtype: DType) -> Result<Self> {
+        let var = |t: &Tensor| -> Result<Var> {
+            Ok(Var::from_tensor(
+                &t.to_device(&Device::Cpu)?.to_dtype(dtype)?,
+            )?)
+        };
+        let net = &model.net;
+        let centroids = var(net.netvlad.centroids())?;
+        let assign = var(net.netvlad.conv().weight())?;
+        let (crn_filters, crn_acc_bias) = match &net.crn {
+            Some(crn) => (
+                crn.filters()
+                    .iter()
+                    .map(|c| {
+                        let b = match c.bias() {
+                            Some(b) => b.clone(),
+                            None => {
+                                Tensor::zeros(c.weight().dim(0)?, c.weight().dtype(), &Device::Cpu)?
+                            }
+                        };
+                        Ok((var(c.weight())?, var(&b)?))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                var(crn.acc_bias())?,
+            ),
+            None => (
+                FILTERS
+                    .iter()
+                    .map(|&(_, k, out)| {
+                        let n = out * 512 * k * k;
+                        let w: Vec<f64> = (0..n).map(|_| gaussian(rng) * 0.001).collect();
+                        let w =
+                            Tensor::from_vec(w, (out, 512, k, k), &Device::Cpu)?.to_dtype(dtype)?;
+                        Ok((
+                            Var::from_tensor(&w)?,
+                            Var::from_tensor(&Tensor::zeros(out, dtype, &Device::Cpu)?)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                Var::from_tensor(&Tensor::ones(1, dtype, &Device::Cpu)?)?,
+            ),
+        };
+        Ok(TrainableAggregation {
+            centroids,
+            assign,
+            crn_filters,
+            crn_acc_bias,
+        })
+    }
+
+    fn crn(&self) -> Result<Crn> {
+        Ok(Crn::from_parts(
+            self.crn_filters
+                .iter()
+                .map(|(w, b)| (w.as_tensor().clone(), b.as_tensor().clone()))
+                .collect(),
+            self.crn_acc_bias.as_tensor().clone(),
+        )?)
+    }
+
+    /// conv5_3 features [1, 512, H, W] -> the NetVLAD vector [1, 32768] with the CRN mask.
+    pub fn forward(&self, features: &Tensor) -> Result<Tensor> {
+        let mask = self.crn()?.forward(features)?;
+        let netvlad = NetVlad::from_parts(
+            self.centroids.as_tensor().clone(),
+            self.assign.as_tensor().clone(),
+        );
+        Ok(netvlad.forward_masked(features, Some(&mask))?)
+    }
+
+    pub fn params(&self, crn_lr_mult: f64) -> Vec<Param> {
+        let mut p = vec![
+            Param::new("aggregation.centroids", self.centroids.clone(), 1.0),
+            Param::new("aggregation.conv.weight", self.assign.clone(), 1.0),
+        ];
+        for ((name, _, _), (w, b)) in FILTERS.iter().zip(&self.crn_filters) {
+            p.push(Param::new(
+                &format!("aggregation.crn.{name}.weight"),
+                w.clone(),
+                crn_lr_mult,
+            ));
+            p.push(Param::new(
+                &format!("aggregation.crn.{name}.bias"),
+                b.clone(),
+                crn_lr_mult,
+            ));
+        }
+        p.push(Param::new(
+            "aggregation.crn.acc_w.bias",
+            self.crn_acc_bias.clone(),
+            crn_lr_mult,
+        ));
+        p
+    }
+
+    /// The tensors under their checkpoint names.
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        self.params(1.0)
+            .into_iter()
+            .map(|p| (p.name.clone(), p.var.as_tensor().detach()))
+            .collect()
+    }
+}
+
+/// A random crop of a conv5_3 map [1, C, H, W], 60-95% of each side, with even sides (CRN pools
+/// by 2 and upsamples by 2).
+fn even_crop(f: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+    let (_, _, h, w) = f.dims4()?;
+    let side = |len: usize, rng: &mut Rng| {
+        let s = (len as f64 * (0.6 + 0.35 * rng.next_f64())) as usize;
+        (s & !1).clamp(2, len & !1)
+    };
+    let (ch, cw) = (side(h, rng), side(w, rng));
+    let (y, x) = (rng.below(h - ch + 1), rng.below(w - cw + 1));
+    Ok(f.narrow(2, y, ch)?.narrow(3, x, cw)?)
+}
+
+/// A standard normal sample (Box-Muller).
+fn gaussian(rng: &mut Rng) -> f64 {
+    let u1 = rng.next_f64().max(1e-12);
+    let u2 = rng.next_f64();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// The batch loss: for every query, its most similar positive in the batch and the negatives
+/// chosen by [`choose_negatives`], margin loss in both directions (query and positive as anchors).
+pub fn batch_loss(
+    descriptors: &Tensor,
+    batch: &mining::Batch,
+    margin: f64,
+    rng: &mut Rng,
+) -> Result<Option<Tensor>> {
+    let sims = descriptors.matmul(&descriptors.t()?)?; // [n, n]
+    let plain: Vec<Vec<f32>> = sims.to_dtype(DType::F32)?.to_vec2()?;
+    let mut terms = Vec::new();
+    for (q, pos, neg) in &batch.tuples {
+        let p = *pos
+            .iter()
+            .max_by(|&&a, &&b| plain[*q][a].total_cmp(&plain[*q][b]))
+            .expect("a tuple has a positive");
+        let neg_sims: Vec<f32> = neg.iter().map(|&n| plain[*q][n]).collect();
+        for k in choose_negatives(&neg_sims, plain[*q][p], margin as f32, rng) {
+            let n = neg[k];
+            for (anchor, other) in [(*q, p), (p, *q)] {
+                let s_pos = sims.get(anchor)?.get(other)?;
+                let s_neg = sims.get(anchor)?.get(n)?;
+                terms.push(((s_neg - s_pos)? + margin)?.relu()?);
+            }
+        }
+    }
+    if terms.is_empty() {
+        return Ok(None);
+    }
+    let n = terms.len() as f64;
+    Ok(Some((Tensor::stack(&terms, 0)?.sum_all()? / n)?))
+}
+
+/// What to train on: the database rows of an eval-harness dataset, and its queries held out.
+fn places_of(dataset: &Dataset) -> Result<Places> {
+    match &dataset.truth {
+        Truth::Positions { database, .. } => Ok(Places::Positions(database.clone())),
+        Truth::Labels { database, .. } => Ok(Places::Labels {
+            labels: database.clone(),
+            areas: None,
+        }),
+        Truth::MatchSets(_) => Err(Error::invalid(format!(
+            "{}: training needs labels or positions for the database images (a CSV with label or lat,lon columns), not only query-to-reference matches",
+            dataset.name
+        ))),
+    }
+}
+
+/// conv5_3 features of each image at the training size, with the frozen backbone.
+fn features(
+    model: &LoadedModel,
+    paths: &[PathBuf],
+    long_side: u32,
+    meter: &mut ProgressMeter,
+    cancel: &CancelToken,
+) -> Result<Vec<Tensor>> {
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        cancel.check()?;
+        let img = crate::model::describe::load_input(p, None, long_side)?;
+        let input = crate::model::describe::batch_tensor(&[&img], &model.device)?;
+        let f = model.net.features(&input)?.to_device(&Device::Cpu)?;
+        out.push(f);
+        meter.advance(1);
+    }
+    Ok(out)
+}
+
+/// Recall of queries against the database with descriptors from `describe`.
+fn evaluate(
+    dataset: &Dataset,
+    queries: &[Vec<f32>],
+    database: &[Vec<f32>],
+) -> Result<Vec<EvalResult>> {
+    let opts = crate::eval::EvalOptions {
+        hnsw: false,
+        ..Default::default()
+    };
+    let k = *crate::eval::RECALL_AT.last().unwrap();
+    Ok(crate::eval::search_all(queries, database, k, &opts)?
+        .into_iter()
+        .map(|(kind, ranked)| crate::eval::score(dataset, &ranked, &kind))
+        .collect())
+}
+
+fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    Ok(t.to_dtype(DType::F32)?.to_vec2()?)
+}
+
+fn recall(r: &[EvalResult], k: &str) -> f64 {
+    r.first()
+        .and_then(|e| e.recall.get(k).copied())
+        .unwrap_or(0.0)
+}
+
+/// Trains on the database rows of `dataset` and judges on its query rows: the current model at
+/// its own input size, the new one at the training size (which its card then records). The new
+/// model is written to `out` only when it is better.
+pub fn train_on_dataset(
+    model: &LoadedModel,
+    dataset: &Dataset,
+    opts: &TrainOptions,
+    out: &Path,
+    cache: &crate::model::cache::DescriptorCache,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<TrainReport> {
+    let started = Instant::now();
+    let places = places_of(dataset)?;
+    let mut warnings = Vec::new();
+    let (thresholds, note) = places.adapt(opts.thresholds);
+    warnings.extend(note);
+    let trainable = places.trainable(&thresholds);
+    if trainable.len() < 2 {
+        return Err(Error::invalid(format!(
+            "{}: only {} training images have both a positive and a negative; nothing to learn from",
+            dataset.name,
+            trainable.len()
+        )));
+    }
+    let mut rng = Rng::new(opts.seed);
+    let mut meter = ProgressMeter::new(progress, "train");
+    meter.stage(
+        "features",
+        Some((dataset.database.len() + dataset.queries.len()) as u64),
+    );
+    let db_features = features(model, &dataset.database, opts.long_side, &mut meter, cancel)?;
+    let q_features = features(model, &dataset.queries, opts.long_side, &mut meter, cancel)?;
+
+    // Before: the model as the user has it, at its own input size (descriptors cached).
+    meter.stage("evaluating the current model", None);
+    let eval_opts = crate::eval::EvalOptions {
+        hnsw: false,
+        describe: crate::model::describe::DescribeOptions {
+            long_side: model.card.input.long_side,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let before = crate::eval::evaluate_dataset(
+        model,
+        dataset,
+        &eval_opts,
+        cache,
+        &crate::progress::NoProgress,
+        cancel,
+    )?;
+
+    // Training.
+    let agg = TrainableAggregation::from_model(model, &mut rng, DType::F32)?;
+    let mut sgd = Sgd::new(
+        agg.params(opts.crn_lr_mult),
+        opts.momentum,
+        opts.weight_decay,
+    );
+    let mut losses = Vec::new();
+    meter.stage("training", Some(opts.max_steps as u64));
+    let mut cancelled = false;
+    for _ in 0..opts.max_steps {
+        if cancel.is_cancelled() {
+            cancelled = true;
+            break;
+        }
+        if opts
+            .max_minutes
+            .is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0)
+        {
+            break;
+        }
+        let batch = sample_batch(
+            &places,
+            &thresholds,
+            &trainable,
+            opts.queries,
+            opts.extra,
+            &mut rng,
+        );
+        let desc = batch
+            .images
+            .iter()
+            .map(|&i| agg.forward(&db_features[i]))
+            .collect::<Result<Vec<_>>>()?;
+        let desc = Tensor::cat(&desc, 0)?;
+        if let Some(loss) = batch_loss(&desc, &batch, opts.margin, &mut rng)? {
+            losses.push(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?);
+            let grads = loss.backward()?;
+            sgd.step(&grads, opts.lr)?;
+        } else {
+            losses.push(0.0);
+        }
+        meter.advance(1);
+    }
+    let steps = losses.len();
+
+    // After: the trained aggregation, with PCA-whitening learned again on the training images
+    // (the whole image and random crops of its feature map, as the built-in model's was).
+    meter.stage("evaluating", None);
+    let dim = model
+        .net
+        .whiten
+        .as_ref()
+        .map(|w| w.output_dim())
+        .unwrap_or(0);
+    let mut vectors = Vec::new();
+    for f in &db_features {
+        vectors.push(agg.forward(f)?.detach());
+        let crops = dim / db_features.len().max(1) + 1;
+        for _ in 0..crops {
+            vectors.push(agg.forward(&even_crop(f, &mut rng)?)?.detach());
+        }
+    }
+    let whiten = if dim > 0 && vectors.len() > dim {
+        let stacked = Tensor::cat(&vectors, 0)?;
+        let (mean, weight, _) = learn_whitening(&stacked, dim, 0.1)?;
+        Some(Whitening::from_parts(mean, weight))
+    } else {
+        None
+    };
+    let describe_after = |f: &Tensor| -> Result<Vec<f32>> {
+        let v = agg.forward(f)?.detach();
+        let v = match &whiten {
+            Some(w) => w.forward(&v)?,
+            None => l2_normalize(&v, 1)?,
+        };
+        Ok(rows(&v)?.remove(0))
+    };
+    let after_q: Vec<Vec<f32>> = q_features
+        .iter()
+        .map(&describe_after)
+        .collect::<Result<_>>()?;
+    let after_d: Vec<Vec<f32>> = db_features
+        .iter()
+        .map(&describe_after)
+        .collect::<Result<_>>()?;
+    let after = evaluate(dataset, &after_q, &after_d)?;
+
+    let (b1, a1) = (recall(&before, "1"), recall(&after, "1"));
+    let (b5, a5) = (recall(&before, "5"), recall(&after, "5"));
+    let better = a1 > b1 || (a1 == b1 && a5 > b5);
+    let reason = if cancelled {
+        "training was cancelled: the model stays as it was".to_string()
+    } else if better {
+        format!(
+            "recall@1 {b1:.3} -> {a1:.3}, recall@5 {b5:.3} -> {a5:.3} on {} held-out queries",
+            before.first().map(|r| r.queries).unwrap_or(0)
+        )
+    } else {
+        format!("not better on the held-out queries (recall@1 {b1:.3} -> {a1:.3}, recall@5 {b5:.3} -> {a5:.3}): the current model stays")
+    };
+    let adopted = better && !cancelled;
+    let model_path = if adopted {
+        Some(save_model(
+            model,
+            &agg,
+            whiten.as_ref(),
+            out,
+            dataset,
+            opts,
+            steps,
+            &reason,
+        )?)
+    } else {
+        None
+    };
+    meter.finish();
+    Ok(TrainReport {
+        before,
+        after,
+        adopted,
+        reason,
+        model: model_path,
+        steps,
+        seconds: started.elapsed().as_secs_f64(),
+        losses,
+        thresholds,
+        warnings,
+        seed: opts.seed,
+        cancelled,
+    })
+}
+
+/// Writes the fine-tuned model folder: the original backbone, the trained aggregation and the new
+/// whitening (f16), with a card that says how it was made.
+#[allow(clippy::too_many_arguments)]
+fn save_model(
+    model: &LoadedModel,
+    agg: &TrainableAggregation,
+    whiten: Option<&Whitening>,
+    out: &Path,
+    dataset: &Dataset,
+    opts: &TrainOptions,
+    steps: usize,
+    reason: &str,
+) -> Result<PathBuf> {
+    let mut tensors = candle_core::safetensors::load(&model.weights_path, &Device::Cpu)?;
+    tensors.retain(|k, _| !k.starts_with("aggregation.") && !k.starts_with("whiten."));
+    tensors.extend(agg.tensors());
+    if let Some(w) = whiten {
+        tensors.insert("whiten.mean".into(), w.mean().clone());
+        tensors.insert("whiten.weight".into(), w.weight().clone());
+    }
+    let tensors: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(k, v)| Ok((k, v.to_dtype(DType::F16)?.contiguous()?)))
+        .collect::<Result<_>>()?;
+    std::fs::create_dir_all(out).map_err(|e| Error::invalid(format!("{}: {e}", out.display())))?;
+    let weights = out.join(crate::model::card::WEIGHTS_FILE);
+    candle_core::safetensors::save(&tensors, &weights)?;
+    let mut card = model.card.clone();
+    card.name = format!("{}-ft", model.card.name);
+    card.description = format!(
+        "{} fine-tuned (CRN + NetVLAD) on {} with place supervision",
+        model.card.name, dataset.name
+    );
+    card.descriptor.crn = true;
+    // Trained and whitened at this size: it is the size the new model is judged and used at.
+    card.input.long_side = opts.long_side;
+    card.descriptor.whitened_dim = whiten.map(|w| w.output_dim());
+    card.weights.sha256 = Some(crate::model::sha256_file(&weights)?);
+    card.weights.bytes = std::fs::metadata(&weights).ok().map(|m| m.len());
+    card.weights.dtype = "f16".into();
+    card.provenance = format!(
+        "fine-tuned from {} (weights {}) by `pinpoint train`: {steps} steps, seed {}, {}",
+        model.card.name, model.hash, opts.seed, reason
+    );
+    card.build = serde_json::to_value(opts).unwrap_or_default();
+    let text = serde_json::to_string_pretty(&card).expect("a card serialises");
+    let card_path = out.join(crate::model::card::CARD_FILE);
+    std::fs::write(&card_path, text)
+        .map_err(|e| Error::invalid(format!("{}: {e}", card_path.display())))?;
+    Ok(out.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The aggregation's backward pass agrees with finite differences (f64, tiny input).
+    #[test]
+    fn gradients_match_finite_differences() {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(3);
+        let rand = |shape: (usize, usize, usize, usize), scale: f64, rng: &mut Rng| {
+            let n = shape.0 * shape.1 * shape.2 * shape.3;
+            let v: Vec<f64> = (0..n).map(|_| gaussian(rng) * scale).collect();
+            Tensor::from_vec(v, shape, &dev).unwrap()
+        };
+        let features = rand((1, 512, 4, 4), 1.0, &mut rng).relu().unwrap();
+        let centroids = rand((64, 512, 1, 1), 0.05, &mut rng)
+            .reshape((64, 512))
+            .unwrap();
+        let agg = TrainableAggregation {
+            centroids: Var::from_tensor(&centroids).unwrap(),
+            assign: Var::from_tensor(&rand((64, 512, 1, 1), 0.5, &mut rng)).unwrap(),
+            crn_filters: FILTERS
+                .iter()
+                .map(|&(_, k, out)| {
+                    (
+                        Var::from_tensor(&rand((out, 512, k, k), 0.02, &mut rng)).unwrap(),
+                        Var::from_tensor(&Tensor::full(0.1f64, out, &dev).unwrap()).unwrap(),
+                    )
+                })
+                .collect(),
+            crn_acc_bias: Var::from_tensor(&Tensor::full(0.5f64, 1, &dev).unwrap()).unwrap(),
+        };
+        // A scalar of the descriptor: its dot product with a fixed random direction.
+        let dir = rand((1, 1, 1, 32768), 1.0, &mut rng)
+            .reshape((1, 32768))
+            .unwrap();
+        let f = |agg: &TrainableAggregation| -> f64 {
+            (agg.forward(&features).unwrap() * &dir)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let loss = (agg.forward(&features).unwrap() * &dir)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        let eps = 1e-6;
+        let mut checked = 0;
+        for p in agg.params(1.0) {
+            let g = grads
+                .get(p.var.as_tensor())
+                .expect("every parameter gets a gradient");
+            let g: Vec<f64> = g.flatten_all().unwrap().to_vec1().unwrap();
+            let w0: Vec<f64> = p.var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            // A few coordinates per parameter, the largest gradients among them.
+            let mut idx: Vec<usize> = (0..g.len()).collect();
+            idx.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
+            for &i in idx.iter().take(3) {
+                let shape = p.var.as_tensor().shape().clone();
+                let mut w = w0.clone();
+                w[i] += eps;
+                p.var
+                    .set(&Tensor::from_vec(w.clone(), shape.clone(), &dev).unwrap())
+                    .unwrap();
+                let up = f(&agg);
+                w[i] -= 2.0 * eps;
+                p.var
+                    .set(&Tensor::from_vec(w, shape.clone(), &dev).unwrap())
+                    .unwrap();
+                let down = f(&agg);
+                p.var
+                    .set(&Tensor::from_vec(w0.clone(), shape, &dev).unwrap())
+                    .unwrap();
+                let numeric = (up - down) / (2.0 * eps);
+                let tol = 1e-5 + 1e-3 * numeric.abs().max(g[i].abs());
+                assert!(
+                    (numeric - g[i]).abs() < tol,
+                    "{}[{i}]: backward {} vs finite difference {numeric}",
+                    p.name,
+                    g[i]
+                );
+                checked += 1;
+            }
+        }
+        // Three coordinates of each of the 8 tensors, and the accumulator bias (one value).
+        assert_eq!(checked, 8 * 3 + 1);
+    }
+}
