@@ -16,13 +16,11 @@ pub struct NetVlad {
     conv: Conv2d,
 }
 
-/// x / max(||x||, 1e-12) along `dim`, as torch.nn.functional.normalize. The 1e-24 under the
-/// root changes no value in f32 but keeps the gradient finite for an all-zero vector (an empty
-/// cluster's residual), where sqrt's derivative is infinite.
+/// x / max(||x||, 1e-12) along `dim`, as torch.nn.functional.normalize. The floor is applied under
+/// the root (sqrt(max(sum x^2, 1e-24)), the same value) so that the gradient stays finite for an
+/// all-zero vector (an empty cluster's residual), where sqrt's derivative is infinite.
 pub fn l2_normalize(x: &Tensor, dim: usize) -> Result<Tensor> {
-    let norm = (x.sqr()?.sum_keepdim(dim)? + 1e-24)?
-        .sqrt()?
-        .maximum(1e-12)?;
+    let norm = x.sqr()?.sum_keepdim(dim)?.maximum(1e-24)?.sqrt()?;
     x.broadcast_div(&norm)
 }
 
@@ -104,4 +102,37 @@ pub fn init_assignment(centroids: &Tensor, sample: &Tensor) -> Result<(Tensor, f
     let alpha = -(0.01f64.ln()) / (gap as f64).max(1e-6);
     let weight = (unit * alpha)?.reshape((k, d, 1, 1))?;
     Ok((weight, alpha))
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn normalising_keeps_torch_values_and_a_zero_vector_has_a_finite_gradient() {
+        let dev = Device::Cpu;
+        let v = Tensor::new(&[[3.0f32, 4.0], [1e-13, 0.0]], &dev).unwrap();
+        let n: Vec<Vec<f32>> = l2_normalize(&v, 1).unwrap().to_vec2().unwrap();
+        assert_eq!(n[0], vec![0.6, 0.8]);
+        // Below the 1e-12 floor the vector is divided by the floor, as torch's normalize does.
+        assert!((n[1][0] - 0.1).abs() < 1e-6, "{:?}", n[1]);
+        // An all-zero vector (an empty cluster's residual): the first training step used to turn
+        // every parameter into NaN through sqrt's infinite derivative at 0.
+        let zero = Var::from_tensor(&Tensor::zeros((1, 4), DType::F32, &dev).unwrap()).unwrap();
+        let y = l2_normalize(zero.as_tensor(), 1)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let g: Vec<f32> = y
+            .backward()
+            .unwrap()
+            .get(zero.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(g.iter().all(|x| x.is_finite()), "{g:?}");
+    }
 }
