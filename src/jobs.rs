@@ -216,8 +216,8 @@ pub fn propose_and_check(
     Ok((report, suspicious.len()))
 }
 
-/// Accepts pending proposals: those of `photo_ids` (any confidence) or, when `None`, every one at
-/// or above `min_confidence`. Writes them as one journal batch and marks them accepted.
+/// Accepts the pending proposals at or above `min_confidence` (only those of `photo_ids` when
+/// given). Writes them as one journal batch and marks them accepted.
 pub fn accept(
     catalog: &mut Catalog,
     photo_ids: Option<&[i64]>,
@@ -227,14 +227,7 @@ pub fn accept(
     cancel: &CancelToken,
 ) -> Result<TagReport> {
     let chosen: Vec<ProposalRow> = catalog
-        .proposals(
-            Some("pending"),
-            if photo_ids.is_some() {
-                0.0
-            } else {
-                min_confidence
-            },
-        )?
+        .proposals(Some("pending"), min_confidence)?
         .into_iter()
         .filter(|p| photo_ids.is_none_or(|ids| ids.contains(&p.photo_id)))
         .collect();
@@ -293,14 +286,17 @@ pub fn latest_undoable_batch(catalog: &Catalog) -> Result<Option<i64>> {
 
 /// Undoes a journal batch (the latest undoable one when `None`) and puts the proposals it had
 /// accepted back in the review queue.
-pub fn undo(catalog: &mut Catalog, batch_id: Option<i64>) -> Result<TagReport> {
+pub fn undo(
+    catalog: &mut Catalog,
+    batch_id: Option<i64>,
+    preserve_mtime: bool,
+) -> Result<TagReport> {
     let batch_id = match batch_id {
         Some(b) => b,
         None => latest_undoable_batch(catalog)?
             .ok_or_else(|| Error::invalid("there is nothing to undo"))?,
     };
-    let preserve = TagOptions::from_catalog(catalog)?.preserve_mtime;
-    let report = tagging::undo_batch(catalog, batch_id, preserve)?;
+    let report = tagging::undo_batch(catalog, batch_id, preserve_mtime)?;
     let batch = catalog
         .batch(batch_id)?
         .ok_or_else(|| Error::NotFound(format!("journal batch {batch_id}")))?;

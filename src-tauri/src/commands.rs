@@ -448,7 +448,12 @@ pub fn undo<R: Runtime>(
     state: State<'_, AppState>,
     batchId: Option<i64>,
 ) -> Reply<Value> {
-    let r = jobs::undo(&mut state.catalog.lock(), batchId).map_err(err)?;
+    let mut catalog = state.catalog.lock();
+    let preserve = TagOptions::from_catalog(&catalog)
+        .map_err(err)?
+        .preserve_mtime;
+    let r = jobs::undo(&mut catalog, batchId, preserve).map_err(err)?;
+    drop(catalog);
     changed(&app, "locations");
     if let Some(e) = r.errors.first() {
         return Err(format!("{}: {}", e.path.display(), e.reason));

@@ -48,9 +48,11 @@ pub fn open_state<R: Runtime>(
         models.clone(),
         Arc::new(AppEvents(app.clone())),
     )?;
+    let images = pinpoint::Catalog::open(&catalog_path)?;
     Ok(AppState {
         catalog_path,
         catalog: Mutex::new(catalog),
+        images: Mutex::new(images),
         models,
         jobs,
     })
@@ -62,11 +64,12 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder
         .plugin(tauri_plugin_dialog::init())
         .register_asynchronous_uri_scheme_protocol("pinpoint", |ctx, request, responder| {
-            let catalog_path = ctx.app_handle().state::<AppState>().catalog_path.clone();
+            let app = ctx.app_handle().clone();
             let path = request.uri().path().to_string();
             // Decoding and resizing take tens of milliseconds: keep them off the webview's thread.
             tauri::async_runtime::spawn_blocking(move || {
-                let (status, kind, body) = protocol::serve(&catalog_path, &path);
+                let state = app.state::<AppState>();
+                let (status, kind, body) = protocol::serve(&state.images, &path);
                 responder.respond(protocol::response(status, kind, body));
             });
         })

@@ -4,22 +4,23 @@
 //!
 //! URLs: `/thumb/{photoId}/grid|preview`, `/ref/{database}/{refId}`.
 
-use std::path::Path;
-
+use parking_lot::Mutex;
 use pinpoint::library::{self, ThumbnailSize};
 use pinpoint::Catalog;
 use tauri::http::{header, Response, StatusCode};
 
-/// Answers one request: (status, content type, body).
-pub fn serve(catalog_path: &Path, url_path: &str) -> (StatusCode, &'static str, Vec<u8>) {
-    match fetch(catalog_path, url_path) {
+/// Answers one request: (status, content type, body). `catalog` is the protocol's own connection:
+/// it is held only for the lookups, not while a thumbnail is decoded and resized.
+pub fn serve(catalog: &Mutex<Catalog>, url_path: &str) -> (StatusCode, &'static str, Vec<u8>) {
+    match fetch(catalog, url_path) {
         Ok(bytes) => (StatusCode::OK, "image/jpeg", bytes),
         Err((status, reason)) => (status, "text/plain; charset=utf-8", reason.into_bytes()),
     }
 }
 
-fn fetch(catalog_path: &Path, url_path: &str) -> Result<Vec<u8>, (StatusCode, String)> {
+fn fetch(catalog: &Mutex<Catalog>, url_path: &str) -> Result<Vec<u8>, (StatusCode, String)> {
     let bad = |m: &str| (StatusCode::BAD_REQUEST, m.to_string());
+    let internal = |e: pinpoint::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let parts: Vec<String> = url_path
         .trim_start_matches('/')
         .split('/')
@@ -29,8 +30,6 @@ fn fetch(catalog_path: &Path, url_path: &str) -> Result<Vec<u8>, (StatusCode, St
                 .into_owned()
         })
         .collect();
-    let catalog = Catalog::open(catalog_path)
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match parts.as_slice() {
         [kind, id, size] if kind == "thumb" => {
             let id: i64 = id.parse().map_err(|_| bad("photo id must be a number"))?;
@@ -39,11 +38,15 @@ fn fetch(catalog_path: &Path, url_path: &str) -> Result<Vec<u8>, (StatusCode, St
                 "preview" => ThumbnailSize::Preview,
                 _ => return Err(bad("size must be grid or preview")),
             };
-            let photo = catalog
-                .photo(id)
-                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-                .ok_or((StatusCode::NOT_FOUND, format!("no photo {id}")))?;
-            let thumb = library::thumbnail(&catalog.cache_dir(), &photo, size)
+            let (photo, cache_dir) = {
+                let c = catalog.lock();
+                let photo = c
+                    .photo(id)
+                    .map_err(internal)?
+                    .ok_or((StatusCode::NOT_FOUND, format!("no photo {id}")))?;
+                (photo, c.cache_dir())
+            };
+            let thumb = library::thumbnail(&cache_dir, &photo, size)
                 .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
             std::fs::read(&thumb).map_err(|e| {
                 (
@@ -56,7 +59,7 @@ fn fetch(catalog_path: &Path, url_path: &str) -> Result<Vec<u8>, (StatusCode, St
             let id: i64 = id
                 .parse()
                 .map_err(|_| bad("reference id must be a number"))?;
-            pinpoint::refdb::preview(&catalog, name, id)
+            pinpoint::refdb::preview(&catalog.lock(), name, id)
                 .map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))
         }
         _ => Err((StatusCode::NOT_FOUND, format!("nothing at {url_path}"))),

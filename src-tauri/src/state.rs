@@ -55,6 +55,8 @@ pub struct AppState {
     pub catalog_path: PathBuf,
     /// The commands' connection; jobs open their own (SQLite in WAL mode lets them run side by side).
     pub catalog: Mutex<Catalog>,
+    /// The image protocol's connection, so that thumbnails never wait on a command.
+    pub images: Mutex<Catalog>,
     pub models: Arc<LazyModel>,
     pub jobs: JobRunner,
 }

@@ -213,16 +213,17 @@ fn adding_a_folder_scans_it_as_a_job_and_the_views_show_it() {
     let detail = app.ok("photoDetail", json!({ "id": id }));
     assert_eq!(detail["id"], id);
     assert!(detail["width"].as_u64().unwrap() > 0);
+    let images = parking_lot::Mutex::new(pinpoint::Catalog::open(&app.catalog).unwrap());
     let (status, kind, body) =
-        pinpoint_desktop::protocol::serve(&app.catalog, &format!("/thumb/{id}/grid"));
+        pinpoint_desktop::protocol::serve(&images, &format!("/thumb/{id}/grid"));
     assert_eq!(status, 200);
     assert_eq!(kind, "image/jpeg");
     assert_eq!(&body[..2], &[0xFF, 0xD8]);
     let img = image_size(&body);
     assert_eq!(img.0.max(img.1), 256, "{img:?}");
-    let (status, _, _) = pinpoint_desktop::protocol::serve(&app.catalog, "/thumb/999999/grid");
+    let (status, _, _) = pinpoint_desktop::protocol::serve(&images, "/thumb/999999/grid");
     assert_eq!(status, 404);
-    let (status, _, _) = pinpoint_desktop::protocol::serve(&app.catalog, "/../../etc/passwd");
+    let (status, _, _) = pinpoint_desktop::protocol::serve(&images, "/../../etc/passwd");
     assert_eq!(status, 404);
 }
 

@@ -110,7 +110,6 @@ pub fn accept(
 ) -> Result<Outcome> {
     let mut catalog = ctx.open_catalog()?;
     let opts = options(&catalog, w)?;
-    let pending = catalog.proposals(Some("pending"), min_confidence)?;
     let wanted: Option<Vec<i64>> = if paths.is_empty() {
         None
     } else {
@@ -126,41 +125,23 @@ pub fn accept(
                 .collect::<Result<_>>()?,
         )
     };
-    let chosen: Vec<_> = pending
-        .into_iter()
-        .filter(|p| wanted.as_ref().is_none_or(|w| w.contains(&p.photo_id)))
-        .collect();
-    if chosen.is_empty() {
+    let progress = ctx.progress();
+    let r = pinpoint::jobs::accept(
+        &mut catalog,
+        wanted.as_deref(),
+        min_confidence,
+        &opts,
+        &progress,
+        &ctx.cancel_on_interrupt(),
+    )?;
+    progress.clear();
+    if r.written.is_empty() && r.unchanged == 0 && r.errors.is_empty() {
         if ctx.json {
             print_json(&TagReport::default())?;
         } else {
             println!("no pending proposal at or above confidence {min_confidence}");
         }
         return Ok(Outcome::Success);
-    }
-    let requests: Vec<TagRequest> = chosen
-        .iter()
-        .map(|p| TagRequest {
-            photo_id: p.photo_id,
-            point: Some(GeoPoint::new(p.lat, p.lon)),
-            source: LocationSource::Proposal,
-        })
-        .collect();
-    let progress = ctx.progress();
-    let r = tagging::apply(
-        &mut catalog,
-        &requests,
-        &opts,
-        &format!("accept {} proposals", requests.len()),
-        &progress,
-        &ctx.cancel_on_interrupt(),
-    )?;
-    progress.clear();
-    let failed: Vec<&std::path::Path> = r.errors.iter().map(|e| e.path.as_path()).collect();
-    for p in &chosen {
-        if !failed.contains(&p.path.as_path()) {
-            catalog.set_proposal_status(p.photo_id, "accepted")?;
-        }
     }
     report(ctx, &r)
 }
@@ -217,18 +198,15 @@ pub fn undo(
                 .map(|b| b.id)
                 .collect()
         }
-        (None, None) => catalog
-            .batches(10_000)?
-            .into_iter()
-            .find(|b| b.undone_by.is_none() && b.edits.iter().any(|e| e.state == "done"))
-            .map(|b| vec![b.id])
-            .context("nothing to undo")?,
+        (None, None) => {
+            vec![pinpoint::jobs::latest_undoable_batch(&catalog)?.context("nothing to undo")?]
+        }
         (Some(_), Some(_)) => bail!("give a batch number or --all --since TIME, not both"),
     };
     let mut outcome = Outcome::Success;
     let mut reports = Vec::new();
     for b in targets {
-        let r = tagging::undo_batch(&mut catalog, b, preserve)?;
+        let r = pinpoint::jobs::undo(&mut catalog, Some(b), preserve)?;
         if !r.errors.is_empty() {
             outcome = Outcome::Partial;
         }
