@@ -454,4 +454,35 @@ fn a_paused_describe_job_resumes_where_it_stopped() {
     // A finished job cannot be resumed into running again.
     app.ok("resumeJob", json!({ "id": id }));
     assert_eq!(app.wait_job(id)["state"], "done");
+
+    // Accepting a proposal and undoing it puts the proposal back in the review queue (undo used
+    // to leave it "accepted" on an untagged photo, out of every list).
+    let propose = app.ok("startJob", json!({ "kind": "propose" }));
+    assert_eq!(
+        app.wait_job(propose["id"].as_i64().unwrap())["state"],
+        "done"
+    );
+    let queue = app.ok("reviewQueue", json!({ "minConfidence": 0.0 }));
+    let first = queue[0]["photoId"]
+        .as_i64()
+        .expect("a proposal for an untagged photo");
+    app.ok(
+        "acceptProposal",
+        json!({ "photoId": first, "lat": null, "lon": null }),
+    );
+    let after = app.ok("reviewQueue", json!({ "minConfidence": 0.0 }));
+    assert!(after
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["photoId"] != first));
+    app.ok("undo", json!({ "batchId": null }));
+    let back = app.ok("reviewQueue", json!({ "minConfidence": 0.0 }));
+    assert!(
+        back.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["photoId"] == first),
+        "{back}"
+    );
 }
