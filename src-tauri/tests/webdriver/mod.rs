@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,11 +23,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Kills a child process when dropped, so that a failing test leaves nothing running.
+/// The W3C WebDriver key of an element reference.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecb";
+
+/// Stops a child process and its process group when dropped (tauri-driver's WebKitWebDriver, and
+/// Xvfb, which removes its lock file on SIGTERM), so that a test leaves nothing running.
 pub struct Reaper(Child, &'static str);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -63,6 +77,7 @@ pub fn start_xvfb() -> Xvfb {
             continue;
         }
         let child = Command::new(&xvfb)
+            .process_group(0)
             .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -139,10 +154,16 @@ impl Session {
             .send_json(json!({ "using": "css selector", "value": css }))
             .ok()?;
         let v: Value = r.body_mut().read_json().ok()?;
-        v["value"]
-            .as_object()?
-            .values()
-            .next()
+        // A found element comes as {"element-6066-...": id} (or the legacy {"ELEMENT": id});
+        // "no such element" as {"error": ..., "message": ...}, which is not an element.
+        let value = v["value"].as_object()?;
+        if value.contains_key("error") {
+            return None;
+        }
+        value
+            .get(ELEMENT_KEY)
+            .or_else(|| value.get("ELEMENT"))
+            .or_else(|| value.values().next())
             .and_then(|x| x.as_str())
             .map(str::to_string)
     }
@@ -266,6 +287,7 @@ pub fn launch(catalog: &Path, shots: &str) -> (Driver, Duration) {
     let mut log = std::fs::File::create(catalog.with_extension("driver.log")).unwrap();
     let _ = std::io::Write::flush(&mut log);
     let child = Command::new(&tauri_driver)
+        .process_group(0)
         .args([
             "--port",
             &port.to_string(),
