@@ -283,19 +283,24 @@ pub fn acceptProposal<R: Runtime>(
     batch_reply(&r)
 }
 
+/// A review decision that writes no file (reject, reopen, keep): one status change in the catalog.
+fn decide<R: Runtime>(
+    app: &AppHandle<R>,
+    state: &AppState,
+    change: impl FnOnce(&pinpoint::Catalog) -> pinpoint::Result<bool>,
+) -> Reply<()> {
+    change(&state.catalog.lock()).map_err(err)?;
+    changed(app, "proposals");
+    Ok(())
+}
+
 #[tauri::command(async)]
 pub fn rejectProposal<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     photoId: i64,
 ) -> Reply<()> {
-    state
-        .catalog
-        .lock()
-        .set_proposal_status(photoId, "rejected")
-        .map_err(err)?;
-    changed(&app, "proposals");
-    Ok(())
+    decide(&app, &state, |c| c.set_proposal_status(photoId, "rejected"))
 }
 
 #[tauri::command(async)]
@@ -304,13 +309,7 @@ pub fn reopenProposal<R: Runtime>(
     state: State<'_, AppState>,
     photoId: i64,
 ) -> Reply<()> {
-    state
-        .catalog
-        .lock()
-        .set_proposal_status(photoId, "pending")
-        .map_err(err)?;
-    changed(&app, "proposals");
-    Ok(())
+    decide(&app, &state, |c| c.set_proposal_status(photoId, "pending"))
 }
 
 #[tauri::command(async)]
@@ -405,13 +404,7 @@ pub fn keepTag<R: Runtime>(
     state: State<'_, AppState>,
     photoId: i64,
 ) -> Reply<()> {
-    state
-        .catalog
-        .lock()
-        .set_suspicious_status(photoId, "kept")
-        .map_err(err)?;
-    changed(&app, "proposals");
-    Ok(())
+    decide(&app, &state, |c| c.set_suspicious_status(photoId, "kept"))
 }
 
 /// Puts a kept tag back on the suspicious list (the undo of "keep").
@@ -421,13 +414,7 @@ pub fn reopenSuspicious<R: Runtime>(
     state: State<'_, AppState>,
     photoId: i64,
 ) -> Reply<()> {
-    state
-        .catalog
-        .lock()
-        .set_suspicious_status(photoId, "open")
-        .map_err(err)?;
-    changed(&app, "proposals");
-    Ok(())
+    decide(&app, &state, |c| c.set_suspicious_status(photoId, "open"))
 }
 
 #[tauri::command(async)]
