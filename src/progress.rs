@@ -54,6 +54,9 @@ pub struct ProgressUpdate {
     pub eta_s: Option<f64>,
     /// Set on the last update of the job.
     pub finished: bool,
+    /// A short figure of the job's own, e.g. a training step's loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Receives progress updates. Implemented by the CLI's terminal line and the desktop shell's events.
@@ -85,6 +88,7 @@ pub struct ProgressMeter<'a> {
     pub done: u64,
     pub total: Option<u64>,
     pub errors: u64,
+    pub detail: Option<String>,
 }
 
 impl<'a> ProgressMeter<'a> {
@@ -99,6 +103,7 @@ impl<'a> ProgressMeter<'a> {
             done: 0,
             total: None,
             errors: 0,
+            detail: None,
         }
     }
 
@@ -108,6 +113,7 @@ impl<'a> ProgressMeter<'a> {
         self.stage_started = Instant::now();
         self.done = 0;
         self.total = total;
+        self.detail = None;
         self.send(true, false);
     }
 
@@ -147,6 +153,7 @@ impl<'a> ProgressMeter<'a> {
             rate,
             eta_s,
             finished,
+            detail: self.detail.clone(),
         }
     }
 

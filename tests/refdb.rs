@@ -391,6 +391,64 @@ fn databases_of_another_model_are_described_again_or_refused() {
     assert_eq!(r["installed"]["model_hash"], other_hash.as_str());
 }
 
+/// `model use` switches the catalog's model (as `train` does when it adopts one); installed
+/// databases of the previous model are then described again by `refdb redescribe`, keeping
+/// whether they were enabled.
+#[test]
+fn switching_models_redescribes_installed_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_images = build_db(dir.path(), "imgs", &["--with-images"]);
+    let db = dir.path().join("c.sqlite");
+    Catalog_open(&db);
+    let (code, r) = pinpoint_json(&db, &["refdb", "install", with_images.to_str().unwrap()]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["redescribed"], false);
+    assert_eq!(
+        pinpoint(&db, &["refdb", "disable", "imgs"]).status.code(),
+        Some(0)
+    );
+    // Nothing to do while the model is the one it was described with.
+    let (_, none) = pinpoint_json(&db, &["refdb", "redescribe"]);
+    assert_eq!(none, serde_json::json!([]));
+
+    let other = other_model(dir.path());
+    let other_hash = pinpoint::model::sha256_file(&other).unwrap();
+    let (code, u) = pinpoint_json(&db, &["model", "use", other.to_str().unwrap()]);
+    assert_eq!(code, 0, "{u}");
+    // Commands without --model now run the catalog's model.
+    let (_, info) = pinpoint_json(&db, &["model", "info"]);
+    assert_eq!(info["sha256"], other_hash.as_str());
+
+    let (code, r) = pinpoint_json(&db, &["refdb", "redescribe"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r.as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r[0]["redescribed"], true);
+    let (_, list) = pinpoint_json(&db, &["refdb", "list"]);
+    assert_eq!(list[0]["model_hash"], other_hash.as_str());
+    assert_eq!(list[0]["enabled"], false, "disabled stays disabled");
+    let (_, again) = pinpoint_json(&db, &["refdb", "redescribe"]);
+    assert_eq!(again, serde_json::json!([]));
+    let missing = pinpoint(&db, &["refdb", "redescribe", "nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope"));
+
+    // A chosen model that is gone is an error naming it, not a silent switch.
+    std::fs::remove_file(&other).unwrap();
+    let gone = pinpoint(&db, &["model", "info"]);
+    assert_eq!(gone.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        err.contains("other.safetensors") && err.contains("model use builtin"),
+        "{err}"
+    );
+    assert_eq!(
+        pinpoint(&db, &["model", "use", "builtin"]).status.code(),
+        Some(0)
+    );
+    let (_, info) = pinpoint_json(&db, &["model", "info"]);
+    assert_ne!(info["sha256"], other_hash.as_str());
+}
+
 #[test]
 fn a_full_disk_installs_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -88,12 +88,13 @@ pub fn overview(state: State<'_, AppState>) -> Reply<Value> {
         })
         .collect();
     let counts = catalog.browse_counts().map_err(err)?;
-    let (card_name, hash) = match pinpoint::model::card::resolve(state.models.path()) {
+    let (card_name, hash, crn) = match pinpoint::model::card::resolve(state.models.path()) {
         Ok((card, weights)) => (
             card.name,
             pinpoint::model::sha256_file(&weights).unwrap_or_default(),
+            card.descriptor.crn,
         ),
-        Err(e) => (format!("no model: {e}"), String::new()),
+        Err(e) => (format!("no model: {e}"), String::new(), false),
     };
     let device = pinpoint::model::device::report().auto_picks;
     Ok(json!({
@@ -101,7 +102,7 @@ pub fn overview(state: State<'_, AppState>) -> Reply<Value> {
         "roots": roots,
         "counts": counts,
         "device": device,
-        "model": { "name": card_name, "hash": hash },
+        "model": { "name": card_name, "hash": hash, "crn": crn },
         "writeMode": write_mode(&catalog).map_err(err)?,
         "tiles": tile_settings(&catalog).map_err(err)?,
     }))

@@ -42,7 +42,10 @@ pub fn open_state<R: Runtime>(
 ) -> pinpoint::Result<AppState> {
     let mut catalog = pinpoint::Catalog::open(&catalog_path)?;
     pinpoint::tagging::recover(&mut catalog)?;
-    let models = Arc::new(LazyModel::builtin());
+    // The catalog's model: the built-in one, or the fine-tuned one `pinpoint train` adopted.
+    let models = Arc::new(LazyModel::new(pinpoint::model::active_model_path(
+        &catalog,
+    )?));
     let jobs = JobRunner::start(
         catalog_path.clone(),
         models.clone(),
@@ -69,7 +72,11 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             // Decoding and resizing take tens of milliseconds: keep them off the webview's thread.
             tauri::async_runtime::spawn_blocking(move || {
                 let state = app.state::<AppState>();
-                let (status, kind, body) = protocol::serve(&state.images, &path);
+                let (status, kind, body) = if path.starts_with("/explain/") {
+                    protocol::explain(&state.images, state.models.as_ref(), &path)
+                } else {
+                    protocol::serve(&state.images, &path)
+                };
                 responder.respond(protocol::response(status, kind, body));
             });
         })

@@ -2,7 +2,8 @@
 //! previews of catalog photos (made on demand into the catalog's cache) and reference databases'
 //! previews, by id — never an arbitrary path.
 //!
-//! URLs: `/thumb/{photoId}/grid|preview`, `/ref/{database}/{refId}`.
+//! URLs: `/thumb/{photoId}/grid|preview`, `/ref/{database}/{refId}`, and `/explain/{photoId}`
+//! (what the model looks at: the CRN heat map, PNG; see [`explain`]).
 
 use parking_lot::Mutex;
 use pinpoint::library::{self, ThumbnailSize};
@@ -63,6 +64,45 @@ fn fetch(catalog: &Mutex<Catalog>, url_path: &str) -> Result<Vec<u8>, (StatusCod
                 .map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))
         }
         _ => Err((StatusCode::NOT_FOUND, format!("nothing at {url_path}"))),
+    }
+}
+
+/// `/explain/{photoId}`: the catalog model's CRN mask over the photo as a PNG heat map. A model
+/// without CRN has no mask: 404 with the reason.
+pub fn explain(
+    catalog: &Mutex<Catalog>,
+    models: &dyn pinpoint::jobs::ModelSource,
+    url_path: &str,
+) -> (StatusCode, &'static str, Vec<u8>) {
+    let id = url_path
+        .trim_start_matches('/')
+        .strip_prefix("explain/")
+        .and_then(|id| id.parse::<i64>().ok());
+    let result = (|| {
+        let id = id.ok_or((
+            StatusCode::BAD_REQUEST,
+            "photo id must be a number".to_string(),
+        ))?;
+        let photo = catalog
+            .lock()
+            .photo(id)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .ok_or((StatusCode::NOT_FOUND, format!("no photo {id}")))?;
+        let model = models
+            .model()
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let explanation =
+            pinpoint::model::explain::explain(model, &photo.path, model.card.input.long_side)
+                .map_err(|e| match e {
+                    pinpoint::Error::Model(_) => (StatusCode::NOT_FOUND, e.to_string()),
+                    _ => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+                })?;
+        pinpoint::model::explain::png_bytes(&explanation)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    })();
+    match result {
+        Ok(bytes) => (StatusCode::OK, "image/png", bytes),
+        Err((status, reason)) => (status, "text/plain; charset=utf-8", reason.into_bytes()),
     }
 }
 

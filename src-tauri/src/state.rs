@@ -6,12 +6,12 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use pinpoint::jobs::ModelSource;
-use pinpoint::model::{default_model_path, device, LoadedModel};
+use pinpoint::model::{device, LoadedModel};
 use pinpoint::Catalog;
 
 use crate::runner::JobRunner;
 
-/// The built-in model, loaded the first time a job or command needs it (a scan does not).
+/// The catalog's model, loaded the first time a job or command needs it (a scan does not).
 pub struct LazyModel {
     path: PathBuf,
     loaded: OnceLock<LoadedModel>,
@@ -25,10 +25,6 @@ impl LazyModel {
             loaded: OnceLock::new(),
             loading: Mutex::new(()),
         }
-    }
-
-    pub fn builtin() -> Self {
-        Self::new(default_model_path())
     }
 
     pub fn path(&self) -> &std::path::Path {

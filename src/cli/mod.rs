@@ -59,6 +59,26 @@ impl Context {
         Catalog::open(&path).with_context(|| format!("cannot open catalog {}", path.display()))
     }
 
+    /// The model the catalog has chosen, when it has chosen one (`None`: the built-in model). A
+    /// catalog that does not exist yet has chosen nothing, and is not created by asking.
+    pub fn active_model(&self) -> Result<Option<PathBuf>> {
+        let path = match &self.catalog_path {
+            Some(p) => p.clone(),
+            None => default_catalog_path()?,
+        };
+        if !path.exists() {
+            return Ok(None);
+        }
+        let catalog = self.open_catalog()?;
+        if catalog
+            .setting(pinpoint::model::ACTIVE_MODEL_SETTING)?
+            .is_none_or(|v| v.is_null())
+        {
+            return Ok(None);
+        }
+        Ok(Some(pinpoint::model::active_model_path(&catalog)?))
+    }
+
     pub fn progress(&self) -> TerminalProgress {
         TerminalProgress::new(!self.quiet)
     }

@@ -378,24 +378,90 @@ pub fn describe_files(
 }
 
 /// `pinpoint train --dataset FILE.csv`: fine-tune, then judge on the held-out queries.
+pub fn explain(
+    ctx: &Context,
+    m: &ModelArgs,
+    path: &Path,
+    out: &Path,
+    long_side: Option<u32>,
+) -> Result<Outcome> {
+    let model = m.load()?;
+    let long_side = long_side.unwrap_or(model.card.input.long_side);
+    let explanation = pinpoint::model::explain::explain(&model, path, long_side)?;
+    pinpoint::model::explain::save(&explanation, out)?;
+    let s = &explanation.summary;
+    if ctx.json {
+        print_json(&serde_json::json!({
+            "path": path,
+            "out": out,
+            "model": model.card.name,
+            "mask": s,
+        }))?;
+    } else {
+        println!(
+            "{}: heat map written to {} ({}x{} mask grid; weight {:.2}..{:.2}, mean {:.2}; top third {:.2}x the mean, bottom third {:.2}x)",
+            path.display(),
+            out.display(),
+            s.grid.0,
+            s.grid.1,
+            s.min,
+            s.max,
+            s.mean,
+            s.top_third,
+            s.bottom_third
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// `pinpoint model use PATH|builtin`: the model the catalog describes and proposes with. Photos
+/// are described again by the next `update` (descriptors are keyed by model); installed reference
+/// databases of another model wait for `pinpoint refdb redescribe`.
+pub fn use_model(ctx: &Context, model: &str) -> Result<Outcome> {
+    let catalog = ctx.open_catalog()?;
+    let path = if model == "builtin" {
+        pinpoint::model::set_active_model(&catalog, None)?
+    } else {
+        pinpoint::model::set_active_model(&catalog, Some(Path::new(model)))?
+    };
+    let loaded = LoadedModel::load(&path, &candle_core::Device::Cpu)?;
+    if ctx.json {
+        print_json(
+            &serde_json::json!({"model": loaded.card.name, "path": path, "sha256": loaded.hash}),
+        )?;
+    } else {
+        println!(
+            "this catalog now uses {} ({}); `pinpoint update` describes the photos with it",
+            loaded.card.name,
+            path.display()
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// Where `train` learns: a labelled dataset, or the catalog's own tagged photos.
+pub enum TrainingData<'a> {
+    Dataset(&'a Path),
+    Catalog { block_m: f64 },
+}
+
 pub fn train(
     ctx: &Context,
     m: &ModelArgs,
-    dataset: &Path,
+    data: TrainingData,
     opts: &pinpoint::train::TrainOptions,
     out: Option<PathBuf>,
 ) -> Result<Outcome> {
     let model = m.load()?;
-    let data = pinpoint::eval::Dataset::load(dataset, opts.thresholds.positive_m)
-        .with_context(|| format!("cannot read dataset {}", dataset.display()))?;
+    let catalog_path = match &ctx.catalog_path {
+        Some(p) => p.clone(),
+        None => pinpoint::catalog::default_catalog_path()?,
+    };
+    let catalog = pinpoint::Catalog::open(&catalog_path)?;
     let out = match out {
         Some(o) => o,
         None => {
-            let catalog = match &ctx.catalog_path {
-                Some(p) => p.clone(),
-                None => pinpoint::catalog::default_catalog_path()?,
-            };
-            let base = catalog
+            let base = catalog_path
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_default()
@@ -407,22 +473,37 @@ pub fn train(
             ))
         }
     };
-    let cache_dir = match &ctx.catalog_path {
-        Some(p) => pinpoint::Catalog::open(p)?.cache_dir(),
-        None => pinpoint::Catalog::open(&pinpoint::catalog::default_catalog_path()?)?.cache_dir(),
-    };
+    let cache_dir = catalog.cache_dir();
     let cache =
         pinpoint::model::cache::DescriptorCache::open(&cache_dir.join("descriptors.sqlite"))?;
+    let opts = pinpoint::train::TrainOptions {
+        checkpoints: Some(cache_dir.join("training")),
+        ..opts.clone()
+    };
     let progress = ctx.progress();
-    let report = pinpoint::train::train_on_dataset(
-        &model,
-        &data,
-        opts,
-        &out,
-        &cache,
-        &progress,
-        &ctx.cancel_on_interrupt(),
-    )?;
+    let cancel = ctx.cancel_on_interrupt();
+    let (report, split) = match data {
+        TrainingData::Dataset(path) => {
+            let dataset = pinpoint::eval::Dataset::load(path, opts.thresholds.positive_m)
+                .with_context(|| format!("cannot read dataset {}", path.display()))?;
+            let report = pinpoint::train::train_on_dataset(
+                &model, &dataset, &opts, &out, &cache, &progress, &cancel,
+            )?;
+            (report, None)
+        }
+        TrainingData::Catalog { block_m } => {
+            let (report, split) = pinpoint::train::train_on_catalog(
+                &model, &catalog, block_m, &opts, &out, &cache, &progress, &cancel,
+            )
+            .with_context(|| {
+                format!(
+                    "cannot train on the tagged photos of {}",
+                    catalog_path.display()
+                )
+            })?;
+            (report, Some(split))
+        }
+    };
     progress.clear();
     if ctx.json {
         super::print_json(&serde_json::json!({
@@ -437,10 +518,29 @@ pub fn train(
             "thresholds": report.thresholds,
             "warnings": report.warnings,
             "seed": report.seed,
+            "cancelled": report.cancelled,
+            "split": split,
+            "resumed_from": report.resumed_from,
+            "checkpoint": report.checkpoint,
         }))?;
     } else {
         for w in &report.warnings {
             eprintln!("warning: {w}");
+        }
+        if let Some(s) = &split {
+            println!(
+                "{} tagged photos in {} places of {:.0} m: trained on {}, judged on {} held-out queries from {} places against {} photos",
+                s.queries + s.database,
+                s.blocks,
+                s.block_m,
+                s.training_photos,
+                s.queries,
+                s.held_out_blocks,
+                s.database
+            );
+        }
+        if let Some(step) = report.resumed_from {
+            println!("continued from the checkpoint at step {step}");
         }
         let first = |l: &[f64]| l.iter().take(10).sum::<f64>() / l.len().clamp(1, 10) as f64;
         let last = |l: &[f64]| l.iter().rev().take(10).sum::<f64>() / l.len().clamp(1, 10) as f64;

@@ -52,14 +52,20 @@ pub fn describe(u: &ProgressUpdate) -> String {
         };
         line.push_str(&format!("/{total} ({pct:.0}%)"));
     }
-    if u.rate > 0.0 {
+    if u.rate >= 10.0 {
         line.push_str(&format!(", {:.0}/s", u.rate));
+    } else if u.rate > 0.0 {
+        // Slow jobs (training steps, large images): a rounded "0/s" would say nothing.
+        line.push_str(&format!(", {:.2}/s", u.rate));
     }
     if let Some(eta) = u.eta_s.filter(|_| !u.finished) {
         line.push_str(&format!(", ETA {}", format_duration(eta)));
     }
     if u.errors > 0 {
         line.push_str(&format!(", {} errors", u.errors));
+    }
+    if let Some(detail) = &u.detail {
+        line.push_str(&format!(", {detail}"));
     }
     line
 }

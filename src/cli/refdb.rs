@@ -114,6 +114,36 @@ pub fn available(ctx: &Context, catalog_url: &str) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+pub fn redescribe(ctx: &Context, m: &ModelArgs, names: &[String]) -> Result<Outcome> {
+    let catalog = ctx.open_catalog()?;
+    let model = m.load()?;
+    let progress = ctx.progress();
+    let reports = refdb::redescribe_installed(
+        &catalog,
+        names,
+        &model,
+        &progress,
+        &ctx.cancel_on_interrupt(),
+    )?;
+    progress.clear();
+    if ctx.json {
+        print_json(&reports)?;
+    } else if reports.is_empty() {
+        println!(
+            "every installed database is described with {} already",
+            model.card.name
+        );
+    } else {
+        for r in &reports {
+            println!(
+                "{}: {} references described with {} in {:.1} s",
+                r.installed.name, r.installed.count, model.card.name, r.seconds
+            );
+        }
+    }
+    Ok(Outcome::Success)
+}
+
 pub fn install(
     ctx: &Context,
     m: &ModelArgs,

@@ -31,6 +31,8 @@ pub struct Crn {
     acc_weight: Tensor,
     acc_bias: Tensor,
     upsample: Tensor,
+    /// Convolve with [`super::im2col::conv2d_same`], whose backward pass is cheap (training).
+    trainable: bool,
 }
 
 /// The fixed 4x4 bilinear kernel for x2 upsampling (Caffe's "bilinear" filler): [1, 1, 4, 4].
@@ -115,12 +117,13 @@ impl Crn {
             acc_weight,
             acc_bias,
             upsample,
+            trainable: false,
         })
     }
 
     /// A CRN from its tensors (for training, where they are variables): the three filters'
     /// (weight, bias) in `FILTERS` order and the accumulator bias [1]; the accumulator weight is
-    /// fixed at 1.
+    /// fixed at 1. It convolves with `im2col`, whose gradients are cheap.
     pub fn from_parts(filters: Vec<(Tensor, Tensor)>, acc_bias: Tensor) -> Result<Self> {
         let (device, dtype) = (acc_bias.device().clone(), acc_bias.dtype());
         let filters = filters
@@ -142,6 +145,7 @@ impl Crn {
             acc_weight: Tensor::ones((1, CONTEXT_CHANNELS, 1, 1), dtype, &device)?,
             acc_bias,
             upsample: bilinear_kernel(&device)?.to_dtype(dtype)?,
+            trainable: true,
         })
     }
 
@@ -167,6 +171,7 @@ impl Crn {
             acc_weight: Tensor::ones((1, CONTEXT_CHANNELS, 1, 1), dtype, device)?,
             acc_bias: Tensor::ones(1, dtype, device)?,
             upsample: bilinear_kernel(device)?.to_dtype(dtype)?,
+            trainable: false,
         })
     }
 
@@ -183,16 +188,26 @@ impl Module for Crn {
     /// conv5_3 features [B, 512, H, W] (H, W even) -> reweighting mask [B, 1, H, W].
     fn forward(&self, features: &Tensor) -> Result<Tensor> {
         let pooled = avg_pool_3x3_s2_ceil(features)?; // [B, 512, H/2, W/2]
+        let conv = |x: &Tensor, f: &Conv2d| {
+            if self.trainable {
+                super::im2col::conv2d_same(x, f.weight(), f.bias())
+            } else {
+                f.forward(x)
+            }
+        };
         let context = self
             .filters
             .iter()
-            .map(|f| f.forward(&pooled)?.relu())
+            .map(|f| conv(&pooled, f)?.relu())
             .collect::<Result<Vec<_>>>()?;
         let context = Tensor::cat(&context, 1)?; // [B, 84, H/2, W/2]
-        let acc = context
-            .conv2d(&self.acc_weight, 0, 1, 1, 1)?
-            .broadcast_add(&self.acc_bias.reshape((1, 1, 1, 1))?)?
-            .relu()?; // [B, 1, H/2, W/2]
+        let acc = if self.trainable {
+            super::im2col::conv2d_same(&context, &self.acc_weight, None)?
+        } else {
+            context.conv2d(&self.acc_weight, 0, 1, 1, 1)?
+        }
+        .broadcast_add(&self.acc_bias.reshape((1, 1, 1, 1))?)?
+        .relu()?; // [B, 1, H/2, W/2]
         acc.conv_transpose2d(&self.upsample, 1, 0, 2, 1) // [B, 1, H, W]
     }
 }

@@ -13,6 +13,8 @@ pub mod cpu_backbone;
 pub mod crn;
 pub mod describe;
 pub mod device;
+pub mod explain;
+pub mod im2col;
 pub mod import;
 pub mod netvlad;
 pub mod onnx;
@@ -172,6 +174,48 @@ pub fn default_model_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models")
         .join(name)
+}
+
+/// The catalog setting that names the model in use (a model folder or weights file, as a path);
+/// absent, the built-in model is used. `pinpoint train` sets it when a fine-tuned model is adopted;
+/// `pinpoint model use` changes it by hand.
+pub const ACTIVE_MODEL_SETTING: &str = "model.active";
+
+/// The model this catalog uses: the one its setting names, else the built-in model. A setting that
+/// names a model no longer there is an error naming it (falling back silently would describe the
+/// library with another model than the user chose).
+pub fn active_model_path(catalog: &crate::catalog::Catalog) -> Result<PathBuf> {
+    match catalog
+        .setting(ACTIVE_MODEL_SETTING)?
+        .and_then(|v| v.as_str().map(PathBuf::from))
+    {
+        Some(path) if path.exists() => Ok(path),
+        Some(path) => Err(Error::ModelFile {
+            path,
+            reason: "the catalog's active model is gone: `pinpoint model use builtin` goes back to the built-in model".into(),
+        }),
+        None => Ok(default_model_path()),
+    }
+}
+
+/// Makes `path` the catalog's model (`None`: the built-in one), after checking that it is a model
+/// (card and weights resolve). Returns the path now in use.
+pub fn set_active_model(catalog: &crate::catalog::Catalog, path: Option<&Path>) -> Result<PathBuf> {
+    match path {
+        Some(p) => {
+            card::resolve(p)?;
+            let absolute = std::fs::canonicalize(p).at(p)?;
+            catalog.set_setting(
+                ACTIVE_MODEL_SETTING,
+                &serde_json::Value::String(absolute.display().to_string()),
+            )?;
+            Ok(absolute)
+        }
+        None => {
+            catalog.set_setting(ACTIVE_MODEL_SETTING, &serde_json::Value::Null)?;
+            Ok(default_model_path())
+        }
+    }
 }
 
 /// SHA-256 of a file, hex.

@@ -14,6 +14,8 @@ pub const CLUSTERS: usize = 64;
 pub struct NetVlad {
     centroids: Tensor,
     conv: Conv2d,
+    /// Assign with a matrix product, whose backward pass is cheap (training; see `im2col`).
+    trainable: bool,
 }
 
 /// x / max(||x||, 1e-12) along `dim`, as torch.nn.functional.normalize. The floor is applied under
@@ -33,13 +35,19 @@ impl NetVlad {
         } else {
             candle_nn::conv2d_no_bias(dim, CLUSTERS, 1, cfg, vb.pp("conv"))?
         };
-        Ok(NetVlad { centroids, conv })
+        Ok(NetVlad {
+            centroids,
+            conv,
+            trainable: false,
+        })
     }
 
+    /// NetVLAD from its tensors, for training (where they are variables).
     pub fn from_parts(centroids: Tensor, conv_weight: Tensor) -> Self {
         NetVlad {
             centroids,
             conv: Conv2d::new(conv_weight, None, Conv2dConfig::default()),
+            trainable: true,
         }
     }
 
@@ -55,10 +63,12 @@ impl NetVlad {
     /// [B, K, H*W], softmax over clusters.
     pub fn soft_assign(&self, normalized: &Tensor) -> Result<Tensor> {
         let (b, _, h, w) = normalized.dims4()?;
-        let logits = self
-            .conv
-            .forward(normalized)?
-            .reshape((b, CLUSTERS, h * w))?;
+        let logits = if self.trainable {
+            super::im2col::conv2d_same(normalized, self.conv.weight(), self.conv.bias())?
+        } else {
+            self.conv.forward(normalized)?
+        };
+        let logits = logits.reshape((b, CLUSTERS, h * w))?;
         candle_nn::ops::softmax(&logits, 1)
     }
 

@@ -34,6 +34,19 @@ pub const FEATURE_DIM: usize = 512;
 /// conv5_3 is 1/16 of the input size.
 pub const STRIDE: usize = 16;
 
+/// 2x2 max pooling, stride 2, for even sides (VGG16 inputs are multiples of 32), written as a
+/// reshape and two `max` reductions because Candle's own `max_pool2d` has a wrong backward pass
+/// (candle-core 0.11 multiplies the gradient by the fraction of maxima in the window, 1/4 for a
+/// unique maximum, instead of dividing by their count): through VGG16's four pools the gradient
+/// of conv1 came out 256 times too small. Forward values are identical.
+pub fn max_pool_2x2(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if h % 2 != 0 || w % 2 != 0 {
+        candle_core::bail!("max_pool_2x2 needs even sides, got {h}x{w}");
+    }
+    x.reshape((b, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
+}
+
 #[derive(Debug, Clone)]
 pub struct Vgg16 {
     convs: Vec<(usize, Conv2d)>,
@@ -56,6 +69,41 @@ impl Vgg16 {
     pub fn convs(&self) -> &[(usize, Conv2d)] {
         &self.convs
     }
+
+    /// The activations of the `count`-th convolution (1..=13), after its ReLU (conv5_3 has none)
+    /// and before the pooling that may follow it: `count = 10` gives conv4_3, [B, 512, H/8, W/8].
+    pub fn forward_until(&self, xs: &Tensor, count: usize) -> Result<Tensor> {
+        if count == 0 || count > self.convs.len() {
+            candle_core::bail!(
+                "forward_until: count {count} is not in 1..={}",
+                self.convs.len()
+            );
+        }
+        let last = self.convs.len() - 1;
+        let mut x = xs.clone();
+        for (n, (index, conv)) in self.convs.iter().take(count).enumerate() {
+            x = conv.forward(&x)?;
+            if n != last {
+                x = x.relu()?;
+            }
+            if n + 1 < count && POOL_AFTER.contains(index) {
+                x = max_pool_2x2(&x)?;
+            }
+        }
+        Ok(x)
+    }
+
+    /// The network cut after its first `count` convolutions (1..=13), sharing the weights. Its
+    /// output, like the whole network's, is the last convolution without ReLU, pooled when that
+    /// convolution ends a block: `truncated(9)` gives conv4_2 at 1/8 of the input. Local features
+    /// for geometric verification (`train::geometry`) use the finer layers, on the CPU through
+    /// `CpuBackbone::new(&vgg.truncated(9))`.
+    pub fn truncated(&self, count: usize) -> Vgg16 {
+        let count = count.clamp(1, self.convs.len());
+        Vgg16 {
+            convs: self.convs[..count].to_vec(),
+        }
+    }
 }
 
 impl Module for Vgg16 {
@@ -69,9 +117,38 @@ impl Module for Vgg16 {
                 x = x.relu()?;
             }
             if POOL_AFTER.contains(index) {
-                x = x.max_pool2d(2)?;
+                x = max_pool_2x2(&x)?;
             }
         }
         Ok(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// Regression: the pooling's gradient reaches each window's maximum whole (Candle's own
+    /// `max_pool2d` passed a quarter of it).
+    #[test]
+    fn max_pooling_passes_the_whole_gradient_to_the_maximum() {
+        let x =
+            Var::from_tensor(&Tensor::new(&[[[[1.0f32, 5.0], [2.0, 3.0]]]], &Device::Cpu).unwrap())
+                .unwrap();
+        let y = max_pool_2x2(x.as_tensor()).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![5.0]
+        );
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g: Vec<f32> = g
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(g, vec![0.0, 1.0, 0.0, 0.0]);
     }
 }

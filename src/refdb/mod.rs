@@ -171,6 +171,48 @@ pub fn install(
     })
 }
 
+/// Describes installed databases again with `model` (after `train` adopted a fine-tuned model, or
+/// `model use` switched): `names`, or every installed database described with another model. Each
+/// is installed anew from its own file — a staged copy described again and indexed, then moved
+/// into place — so a failure or a cancel leaves the installed one as it was. Enabled or disabled,
+/// each stays as the user had it.
+pub fn redescribe_installed(
+    catalog: &Catalog,
+    names: &[String],
+    model: &LoadedModel,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<Vec<InstallReport>> {
+    let installed = catalog.refdbs()?;
+    for name in names {
+        if !installed.iter().any(|d| &d.name == name) {
+            return Err(Error::NotFound(format!(
+                "no installed reference database named {name:?}"
+            )));
+        }
+    }
+    let mut reports = Vec::new();
+    for db in installed
+        .into_iter()
+        .filter(|d| names.is_empty() || names.contains(&d.name))
+        .filter(|d| d.model_hash != model.hash)
+    {
+        cancel.check()?;
+        let report = install(
+            catalog,
+            &InstallSource::File(db.path.clone()),
+            model,
+            progress,
+            cancel,
+        )?;
+        if !db.enabled {
+            catalog.set_refdb_enabled(&db.name, false)?;
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
 fn safe_name(s: &str) -> String {
     let h = blake3::hash(s.as_bytes()).to_hex();
     h[..16].to_string()

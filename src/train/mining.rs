@@ -2,6 +2,8 @@
 //! (clearly another place) for each other, and the within-batch hard-negative choice of the
 //! authors' code.
 
+use std::collections::HashMap;
+
 use crate::geo::GeoPoint;
 use crate::model::build::Rng;
 
@@ -32,6 +34,46 @@ pub enum Places {
         labels: Vec<String>,
         areas: Option<Vec<String>>,
     },
+}
+
+/// A region of an image as fractions of its width and height: x0, y0, x1, y1.
+pub type Region = [f32; 4];
+
+/// Geographic neighbours that passed geometric verification (local feature matches under a
+/// RANSAC-estimated transform), with the region each image shares with the other — the bounding
+/// box of its inliers, the paper's region-of-interest crop. When training verifies positives, a
+/// neighbour that is not in this set is neither positive nor negative: near, but maybe facing
+/// elsewhere.
+#[derive(Debug, Clone, Default)]
+pub struct VerifiedPairs(HashMap<(usize, usize), (Region, Region)>);
+
+impl VerifiedPairs {
+    /// Records that `a` and `b` show the same scene, in `region_a` of `a` and `region_b` of `b`.
+    pub fn insert(&mut self, a: usize, b: usize, region_a: Region, region_b: Region) {
+        if a <= b {
+            self.0.insert((a, b), (region_a, region_b));
+        } else {
+            self.0.insert((b, a), (region_b, region_a));
+        }
+    }
+
+    pub fn contains(&self, a: usize, b: usize) -> bool {
+        self.0.contains_key(&(a.min(b), a.max(b)))
+    }
+
+    /// The region of `image` that it shares with `other`, if the pair was verified.
+    pub fn region(&self, image: usize, other: usize) -> Option<Region> {
+        let (ra, rb) = self.0.get(&(image.min(other), image.max(other)))?;
+        Some(if image <= other { *ra } else { *rb })
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,13 +175,28 @@ impl Places {
         (t, Some(note))
     }
 
+    /// The relation training uses: with verified pairs, a geographic positive counts only when
+    /// its pair was verified (otherwise it is unsure); negatives need no verification.
+    pub fn supervised(
+        &self,
+        a: usize,
+        b: usize,
+        t: &Thresholds,
+        verified: Option<&VerifiedPairs>,
+    ) -> Relation {
+        match self.relation(a, b, t) {
+            Relation::Positive if verified.is_some_and(|v| !v.contains(a, b)) => Relation::Unsure,
+            r => r,
+        }
+    }
+
     /// Images with at least one positive and one negative among the others: usable as queries.
-    pub fn trainable(&self, t: &Thresholds) -> Vec<usize> {
+    pub fn trainable(&self, t: &Thresholds, verified: Option<&VerifiedPairs>) -> Vec<usize> {
         (0..self.len())
             .filter(|&i| {
                 let rel: Vec<Relation> = (0..self.len())
                     .filter(|&j| j != i)
-                    .map(|j| self.relation(i, j, t))
+                    .map(|j| self.supervised(i, j, t, verified))
                     .collect();
                 rel.contains(&Relation::Positive) && rel.contains(&Relation::Negative)
             })
@@ -162,6 +219,7 @@ pub struct Batch {
 pub fn sample_batch(
     places: &Places,
     t: &Thresholds,
+    verified: Option<&VerifiedPairs>,
     trainable: &[usize],
     queries: usize,
     extra: usize,
@@ -181,7 +239,7 @@ pub fn sample_batch(
     {
         push(q, &mut images);
         let pos: Vec<usize> = (0..n)
-            .filter(|&j| j != q && places.relation(q, j, t) == Relation::Positive)
+            .filter(|&j| j != q && places.supervised(q, j, t, verified) == Relation::Positive)
             .collect();
         if !pos.is_empty() {
             push(pos[rng.below(pos.len())], &mut images);
@@ -201,7 +259,7 @@ pub fn sample_batch(
                 if j == qi {
                     continue;
                 }
-                match places.relation(q, img, t) {
+                match places.supervised(q, img, t, verified) {
                     Relation::Positive => pos.push(j),
                     Relation::Negative => neg.push(j),
                     Relation::Unsure => {}
@@ -264,14 +322,14 @@ mod tests {
     fn batches_honour_the_thresholds() {
         let places = grid();
         let t = Thresholds::default();
-        let trainable = places.trainable(&t);
+        let trainable = places.trainable(&t, None);
         assert_eq!(trainable.len(), 15, "every clustered photo, not the loner");
         let mut rng = Rng::new(7);
         let Places::Positions(p) = &places else {
             unreachable!()
         };
         for _ in 0..50 {
-            let b = sample_batch(&places, &t, &trainable, 3, 6, &mut rng);
+            let b = sample_batch(&places, &t, None, &trainable, 3, 6, &mut rng);
             assert!(!b.tuples.is_empty());
             for (q, pos, neg) in &b.tuples {
                 let qp = p[b.images[*q]];
@@ -280,6 +338,30 @@ mod tests {
                 }
                 for &i in neg {
                     assert!(qp.distance_m(&p[b.images[i]]) > 225.0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_verified_neighbours_are_positives_when_verification_is_on() {
+        let places = grid();
+        let t = Thresholds::default();
+        let mut v = VerifiedPairs::default();
+        // In the first cluster only photos 0 and 1 verify; 2 is near but shares no scene.
+        v.insert(1, 0, [0.5, 0.0, 1.0, 1.0], [0.0, 0.0, 0.5, 1.0]);
+        assert_eq!(v.region(0, 1), Some([0.0, 0.0, 0.5, 1.0]));
+        assert_eq!(v.region(1, 0), Some([0.5, 0.0, 1.0, 1.0]));
+        assert_eq!(places.supervised(0, 2, &t, Some(&v)), Relation::Unsure);
+        assert_eq!(places.supervised(0, 1, &t, Some(&v)), Relation::Positive);
+        assert_eq!(places.supervised(0, 5, &t, Some(&v)), Relation::Negative);
+        assert_eq!(places.trainable(&t, Some(&v)), vec![0, 1]);
+        let mut rng = Rng::new(3);
+        for _ in 0..20 {
+            let b = sample_batch(&places, &t, Some(&v), &[0, 1], 2, 6, &mut rng);
+            for (q, pos, _) in &b.tuples {
+                for &i in pos {
+                    assert!(v.contains(b.images[*q], b.images[i]));
                 }
             }
         }
@@ -297,7 +379,7 @@ mod tests {
             t.positive_m >= 100.0 && t.negative_m > t.positive_m,
             "{t:?}"
         );
-        assert!(Places::Positions(p).trainable(&t).len() >= 10);
+        assert!(Places::Positions(p).trainable(&t, None).len() >= 10);
         let (same, none) = grid().adapt(Thresholds::default());
         assert_eq!(same, Thresholds::default());
         assert!(none.is_none());

@@ -10,8 +10,11 @@
 //! Geometric verification of positives, ROI crops, checkpoints and the catalog's own tagged
 //! photos as training data are not here yet.
 
+pub mod checkpoint;
+pub mod geometry;
 pub mod mining;
 pub mod optim;
+pub mod split;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Module, Tensor, Var};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::eval::{Dataset, EvalResult, Truth};
 use crate::model::build::{learn_whitening, Rng};
 use crate::model::crn::{Crn, FILTERS};
@@ -49,6 +52,17 @@ pub struct TrainOptions {
     /// Long side of the training images (reduced on the CPU).
     pub long_side: u32,
     pub seed: u64,
+    /// Train conv5_1..conv5_3 too (the paper's first stage), not only CRN and NetVLAD: each step
+    /// then runs the last VGG16 block forward and backward, several times the cost.
+    pub train_conv5: bool,
+    /// Save a checkpoint every this many steps (and when stopped).
+    pub checkpoint_every: usize,
+    /// Where checkpoints live (a folder per run); `None` keeps none.
+    #[serde(skip)]
+    pub checkpoints: Option<PathBuf>,
+    /// Start afresh even when a checkpoint of the same run exists.
+    #[serde(skip)]
+    pub fresh: bool,
 }
 
 impl Default for TrainOptions {
@@ -66,6 +80,10 @@ impl Default for TrainOptions {
             thresholds: Thresholds::default(),
             long_side: 320,
             seed: 2017,
+            train_conv5: false,
+            checkpoint_every: 25,
+            checkpoints: None,
+            fresh: false,
         }
     }
 }
@@ -87,6 +105,11 @@ pub struct TrainReport {
     pub warnings: Vec<String>,
     pub seed: u64,
     pub cancelled: bool,
+    /// The step this run continued from (a checkpoint of an earlier, stopped run), if any.
+    pub resumed_from: Option<usize>,
+    /// The run's checkpoint when it is kept (the run stopped before its last step): the same
+    /// command continues from it.
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// CRN and NetVLAD as variables, initialised from a model (CRN, which the built-in model lacks,
@@ -96,10 +119,21 @@ pub struct TrainableAggregation {
     pub assign: Var,
     pub crn_filters: Vec<(Var, Var)>,
     pub crn_acc_bias: Var,
+    /// conv5_1..conv5_3 (weight, bias) when the last VGG16 block trains too (the paper's first
+    /// stage trains conv5 with NetVLAD); empty when the whole backbone is frozen.
+    pub conv5: Vec<(Var, Var)>,
 }
 
+/// The checkpoint indices of conv5_1, conv5_2, conv5_3 (torchvision's `features` numbering).
+const CONV5: [usize; 3] = [24, 26, 28];
+
 impl TrainableAggregation {
-    pub fn from_model(model: &LoadedModel, rng: &mut Rng, dtype: DType) -> Result<Self> {
+    pub fn from_model(
+        model: &LoadedModel,
+        rng: &mut Rng,
+        dtype: DType,
+        train_conv5: bool,
+    ) -> Result<Self> {
         let var = |t: &Tensor| -> Result<Var> {
             Ok(Var::from_tensor(
                 &t.to_device(&Device::Cpu)?.to_dtype(dtype)?,
@@ -141,12 +175,39 @@ impl TrainableAggregation {
                 Var::from_tensor(&Tensor::ones(1, dtype, &Device::Cpu)?)?,
             ),
         };
+        let conv5 = if train_conv5 {
+            net.backbone
+                .convs()
+                .iter()
+                .filter(|(i, _)| CONV5.contains(i))
+                .map(|(_, c)| {
+                    let b = c.bias().expect("VGG16 convolutions have biases");
+                    Ok((var(c.weight())?, var(b)?))
+                })
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
         Ok(TrainableAggregation {
             centroids,
             assign,
             crn_filters,
             crn_acc_bias,
+            conv5,
         })
+    }
+
+    /// What the frozen backbone hands over -> conv5_3 features: pool4 [B, 512, H/16, W/16]
+    /// through the trained conv5 block, or conv5_3 itself when conv5 is frozen.
+    pub fn conv5_3(&self, frozen: &Tensor) -> Result<Tensor> {
+        let mut x = frozen.clone();
+        for (n, (w, b)) in self.conv5.iter().enumerate() {
+            x = crate::model::im2col::conv2d_same(&x, w.as_tensor(), Some(b.as_tensor()))?;
+            if n + 1 < self.conv5.len() {
+                x = x.relu()?; // conv5_3 has no ReLU (see vgg16)
+            }
+        }
+        Ok(x)
     }
 
     fn crn(&self) -> Result<Crn> {
@@ -191,7 +252,30 @@ impl TrainableAggregation {
             self.crn_acc_bias.clone(),
             crn_lr_mult,
         ));
+        for (index, (w, b)) in CONV5.iter().zip(&self.conv5) {
+            p.push(Param::new(
+                &format!("backbone.{index}.weight"),
+                w.clone(),
+                1.0,
+            ));
+            p.push(Param::new(
+                &format!("backbone.{index}.bias"),
+                b.clone(),
+                1.0,
+            ));
+        }
         p
+    }
+
+    /// Sets the variables from tensors saved under their checkpoint names (a training checkpoint).
+    pub fn restore(&self, saved: &HashMap<String, Tensor>) -> Result<()> {
+        for p in self.params(1.0) {
+            let t = saved
+                .get(&p.name)
+                .ok_or_else(|| Error::Model(format!("the checkpoint lacks {}", p.name)))?;
+            p.var.set(&t.to_dtype(p.var.dtype())?)?;
+        }
+        Ok(())
     }
 
     /// The tensors under their checkpoint names.
@@ -256,12 +340,15 @@ pub fn batch_loss(
     Ok(Some((Tensor::stack(&terms, 0)?.sum_all()? / n)?))
 }
 
-/// What to train on: the database rows of an eval-harness dataset, and its queries held out.
-fn places_of(dataset: &Dataset) -> Result<Places> {
+/// What to train on: the places of the database rows `rows` of an eval-harness dataset (its
+/// queries are held out).
+fn places_of(dataset: &Dataset, rows: &[usize]) -> Result<Places> {
     match &dataset.truth {
-        Truth::Positions { database, .. } => Ok(Places::Positions(database.clone())),
+        Truth::Positions { database, .. } => Ok(Places::Positions(
+            rows.iter().map(|&r| database[r]).collect(),
+        )),
         Truth::Labels { database, .. } => Ok(Places::Labels {
-            labels: database.clone(),
+            labels: rows.iter().map(|&r| database[r].clone()).collect(),
             areas: None,
         }),
         Truth::MatchSets(_) => Err(Error::invalid(format!(
@@ -271,11 +358,13 @@ fn places_of(dataset: &Dataset) -> Result<Places> {
     }
 }
 
-/// conv5_3 features of each image at the training size, with the frozen backbone.
+/// What the frozen backbone gives for each image at the training size: conv5_3 features, or pool4
+/// when conv5 trains (then conv5 runs in every step).
 fn features(
     model: &LoadedModel,
     paths: &[PathBuf],
     long_side: u32,
+    until_pool4: bool,
     meter: &mut ProgressMeter,
     cancel: &CancelToken,
 ) -> Result<Vec<Tensor>> {
@@ -284,8 +373,17 @@ fn features(
         cancel.check()?;
         let img = crate::model::describe::load_input(p, None, long_side)?;
         let input = crate::model::describe::batch_tensor(&[&img], &model.device)?;
-        let f = model.net.features(&input)?.to_device(&Device::Cpu)?;
-        out.push(f);
+        let f = if until_pool4 {
+            // conv4_3 (10th convolution) and the pooling after it.
+            model
+                .net
+                .backbone
+                .forward_until(&input, 10)?
+                .max_pool2d(2)?
+        } else {
+            model.net.features(&input)?
+        };
+        out.push(f.to_device(&Device::Cpu)?);
         meter.advance(1);
     }
     Ok(out)
@@ -330,12 +428,78 @@ pub fn train_on_dataset(
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<TrainReport> {
+    let all: Vec<usize> = (0..dataset.database.len()).collect();
+    train(model, dataset, &all, opts, out, cache, progress, cancel)
+}
+
+/// Trains on the user's tagged photos in the catalog: whole places held out to judge on (see
+/// [`split`]), the rest trained on.
+#[allow(clippy::too_many_arguments)]
+pub fn train_on_catalog(
+    model: &LoadedModel,
+    catalog: &crate::catalog::Catalog,
+    block_m: f64,
+    opts: &TrainOptions,
+    out: &Path,
+    cache: &crate::model::cache::DescriptorCache,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<(TrainReport, split::SplitSummary)> {
+    let photos = split::tagged_photos(catalog)?;
+    let s = split::split_by_place(&photos, block_m, 0.2, opts.thresholds.positive_m, opts.seed)?;
+    let mut report = train(
+        model,
+        &s.dataset,
+        &s.train_rows,
+        opts,
+        out,
+        cache,
+        progress,
+        cancel,
+    )?;
+    // Adopted: the catalog uses the new model from now on. Descriptors are keyed by model, so the
+    // next describe (or update) computes them again, and with them the indexes; installed
+    // reference databases described with the old model wait to be described again.
+    if let (true, Some(path)) = (report.adopted, &report.model) {
+        crate::model::set_active_model(catalog, Some(path))?;
+        let stale: Vec<String> = catalog
+            .refdbs()?
+            .into_iter()
+            .filter(|d| d.model_hash == model.hash)
+            .map(|d| d.name)
+            .collect();
+        report.reason.push_str(
+            "; it is now this catalog's model: `pinpoint update` describes the photos with it",
+        );
+        if !stale.is_empty() {
+            report.warnings.push(format!(
+                "reference databases described with the previous model ({}) are not used until described again: `pinpoint refdb redescribe`",
+                stale.join(", ")
+            ));
+        }
+    }
+    Ok((report, s.summary))
+}
+
+/// Trains on the database rows `train_rows` of `dataset` and judges on its query rows against its
+/// whole database.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    model: &LoadedModel,
+    dataset: &Dataset,
+    train_rows: &[usize],
+    opts: &TrainOptions,
+    out: &Path,
+    cache: &crate::model::cache::DescriptorCache,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<TrainReport> {
     let started = Instant::now();
-    let places = places_of(dataset)?;
+    let places = places_of(dataset, train_rows)?;
     let mut warnings = Vec::new();
     let (thresholds, note) = places.adapt(opts.thresholds);
     warnings.extend(note);
-    let trainable = places.trainable(&thresholds);
+    let trainable = places.trainable(&thresholds, None);
     if trainable.len() < 2 {
         return Err(Error::invalid(format!(
             "{}: only {} training images have both a positive and a negative; nothing to learn from",
@@ -349,8 +513,22 @@ pub fn train_on_dataset(
         "features",
         Some((dataset.database.len() + dataset.queries.len()) as u64),
     );
-    let db_features = features(model, &dataset.database, opts.long_side, &mut meter, cancel)?;
-    let q_features = features(model, &dataset.queries, opts.long_side, &mut meter, cancel)?;
+    let db_frozen = features(
+        model,
+        &dataset.database,
+        opts.long_side,
+        opts.train_conv5,
+        &mut meter,
+        cancel,
+    )?;
+    let q_frozen = features(
+        model,
+        &dataset.queries,
+        opts.long_side,
+        opts.train_conv5,
+        &mut meter,
+        cancel,
+    )?;
 
     // Before: the model as the user has it, at its own input size (descriptors cached).
     meter.stage("evaluating the current model", None);
@@ -371,17 +549,50 @@ pub fn train_on_dataset(
         cancel,
     )?;
 
-    // Training.
-    let agg = TrainableAggregation::from_model(model, &mut rng, DType::F32)?;
+    // Training, continuing a stopped run of the same command when its checkpoint is there.
+    let agg = TrainableAggregation::from_model(model, &mut rng, DType::F32, opts.train_conv5)?;
     let mut sgd = Sgd::new(
         agg.params(opts.crn_lr_mult),
         opts.momentum,
         opts.weight_decay,
     );
+    let fingerprint = run_fingerprint(model, dataset, train_rows, opts);
+    let checkpoint_dir = opts
+        .checkpoints
+        .as_ref()
+        .map(|root| checkpoint::folder(root, &fingerprint));
     let mut losses = Vec::new();
+    let mut earlier_seconds = 0.0;
+    let mut resumed_from = None;
+    if let Some(dir) = checkpoint_dir.as_ref().filter(|_| !opts.fresh) {
+        if let Some(saved) = checkpoint::load(dir, &fingerprint)? {
+            agg.restore(&saved.params)?;
+            sgd.restore_velocities(&saved.velocities);
+            rng = Rng::new(saved.state.rng);
+            losses = saved.state.losses;
+            earlier_seconds = saved.state.seconds;
+            resumed_from = Some(saved.state.step);
+        }
+    }
+    let save_checkpoint = |losses: &[f64], rng: &Rng, sgd: &Sgd| -> Result<()> {
+        let Some(dir) = &checkpoint_dir else {
+            return Ok(());
+        };
+        let state = checkpoint::CheckpointState::new(
+            &fingerprint,
+            losses.len(),
+            losses,
+            rng.state(),
+            earlier_seconds + started.elapsed().as_secs_f64(),
+        );
+        let params: Vec<(String, Tensor)> = agg.tensors().into_iter().collect();
+        checkpoint::save(dir, &state, &params, &sgd.velocities())?;
+        std::fs::write(dir.join("loss.svg"), checkpoint::loss_curve_svg(losses)).at(dir)
+    };
     meter.stage("training", Some(opts.max_steps as u64));
+    meter.done = losses.len() as u64;
     let mut cancelled = false;
-    for _ in 0..opts.max_steps {
+    while losses.len() < opts.max_steps {
         if cancel.is_cancelled() {
             cancelled = true;
             break;
@@ -395,6 +606,7 @@ pub fn train_on_dataset(
         let batch = sample_batch(
             &places,
             &thresholds,
+            None,
             &trainable,
             opts.queries,
             opts.extra,
@@ -403,7 +615,7 @@ pub fn train_on_dataset(
         let desc = batch
             .images
             .iter()
-            .map(|&i| agg.forward(&db_features[i]))
+            .map(|&i| agg.forward(&agg.conv5_3(&db_frozen[train_rows[i]])?))
             .collect::<Result<Vec<_>>>()?;
         let desc = Tensor::cat(&desc, 0)?;
         if let Some(loss) = batch_loss(&desc, &batch, opts.margin, &mut rng)? {
@@ -413,9 +625,46 @@ pub fn train_on_dataset(
         } else {
             losses.push(0.0);
         }
+        if opts.checkpoint_every > 0 && losses.len() % opts.checkpoint_every == 0 {
+            save_checkpoint(&losses, &rng, &sgd)?;
+        }
+        meter.detail = Some(format!("loss {:.4}", recent_mean(&losses, 10)));
         meter.advance(1);
     }
     let steps = losses.len();
+    let seconds = || earlier_seconds + started.elapsed().as_secs_f64();
+    // Stopped before the last step: keep the checkpoint so that the same command continues.
+    let unfinished = steps < opts.max_steps;
+    if unfinished {
+        save_checkpoint(&losses, &rng, &sgd)?;
+    }
+    if cancelled {
+        meter.finish();
+        let kept = checkpoint_dir.filter(|_| unfinished);
+        return Ok(TrainReport {
+            before,
+            after: Vec::new(),
+            adopted: false,
+            reason: match &kept {
+                Some(dir) => format!(
+                    "cancelled at step {steps} of {}: the model stays as it was; the checkpoint in {} lets the same command continue",
+                    opts.max_steps,
+                    dir.display()
+                ),
+                None => "training was cancelled: the model stays as it was".to_string(),
+            },
+            model: None,
+            steps,
+            seconds: seconds(),
+            losses,
+            thresholds,
+            warnings,
+            seed: opts.seed,
+            cancelled,
+            resumed_from,
+            checkpoint: kept,
+        });
+    }
 
     // After: the trained aggregation, with PCA-whitening learned again on the training images
     // (the whole image and random crops of its feature map, as the built-in model's was).
@@ -426,6 +675,13 @@ pub fn train_on_dataset(
         .as_ref()
         .map(|w| w.output_dim())
         .unwrap_or(0);
+    let conv5_3 = |frozen: &[Tensor]| -> Result<Vec<Tensor>> {
+        frozen
+            .iter()
+            .map(|f| Ok(agg.conv5_3(f)?.detach()))
+            .collect()
+    };
+    let (db_features, q_features) = (conv5_3(&db_frozen)?, conv5_3(&q_frozen)?);
     let mut vectors = Vec::new();
     for f in &db_features {
         vectors.push(agg.forward(f)?.detach());
@@ -462,9 +718,7 @@ pub fn train_on_dataset(
     let (b1, a1) = (recall(&before, "1"), recall(&after, "1"));
     let (b5, a5) = (recall(&before, "5"), recall(&after, "5"));
     let better = a1 > b1 || (a1 == b1 && a5 > b5);
-    let reason = if cancelled {
-        "training was cancelled: the model stays as it was".to_string()
-    } else if better {
+    let reason = if better {
         format!(
             "recall@1 {b1:.3} -> {a1:.3}, recall@5 {b5:.3} -> {a5:.3} on {} held-out queries",
             before.first().map(|r| r.queries).unwrap_or(0)
@@ -472,9 +726,9 @@ pub fn train_on_dataset(
     } else {
         format!("not better on the held-out queries (recall@1 {b1:.3} -> {a1:.3}, recall@5 {b5:.3} -> {a5:.3}): the current model stays")
     };
-    let adopted = better && !cancelled;
+    let adopted = better;
     let model_path = if adopted {
-        Some(save_model(
+        let path = save_model(
             model,
             &agg,
             whiten.as_ref(),
@@ -483,10 +737,20 @@ pub fn train_on_dataset(
             opts,
             steps,
             &reason,
-        )?)
+        )?;
+        let curve = path.join("loss.svg");
+        std::fs::write(&curve, checkpoint::loss_curve_svg(&losses)).at(&curve)?;
+        Some(path)
     } else {
         None
     };
+    // A finished run, or one whose model was adopted, has nothing left to continue.
+    let kept = checkpoint_dir.filter(|_| unfinished && !adopted);
+    if kept.is_none() {
+        if let Some(root) = &opts.checkpoints {
+            checkpoint::remove(&checkpoint::folder(root, &fingerprint))?;
+        }
+    }
     meter.finish();
     Ok(TrainReport {
         before,
@@ -495,13 +759,46 @@ pub fn train_on_dataset(
         reason,
         model: model_path,
         steps,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: seconds(),
         losses,
         thresholds,
         warnings,
         seed: opts.seed,
         cancelled,
+        resumed_from,
+        checkpoint: kept,
     })
+}
+
+/// The mean of the last `n` losses (the progress line's loss: one step's is noisy).
+fn recent_mean(losses: &[f64], n: usize) -> f64 {
+    let tail = &losses[losses.len().saturating_sub(n)..];
+    tail.iter().sum::<f64>() / tail.len().max(1) as f64
+}
+
+/// What defines a training run, for its checkpoint: the model's weights, the training images and
+/// their places, and every option except the step and time bounds (a stopped run may be continued
+/// with a larger `--max-steps`).
+fn run_fingerprint(
+    model: &LoadedModel,
+    dataset: &Dataset,
+    train_rows: &[usize],
+    opts: &TrainOptions,
+) -> String {
+    let mut o = serde_json::to_value(opts).unwrap_or_default();
+    if let Some(map) = o.as_object_mut() {
+        map.remove("max_steps");
+        map.remove("max_minutes");
+        map.remove("checkpoint_every");
+    }
+    checkpoint::fingerprint(&serde_json::json!({
+        "model": model.hash,
+        "database": dataset.database,
+        "queries": dataset.queries,
+        "places": format!("{:?}", dataset.truth),
+        "train_rows": train_rows,
+        "options": o,
+    }))
 }
 
 /// Writes the fine-tuned model folder: the original backbone, the trained aggregation and the new
@@ -534,8 +831,14 @@ fn save_model(
     let mut card = model.card.clone();
     card.name = format!("{}-ft", model.card.name);
     card.description = format!(
-        "{} fine-tuned (CRN + NetVLAD) on {} with place supervision",
-        model.card.name, dataset.name
+        "{} fine-tuned ({}) on {} with place supervision",
+        model.card.name,
+        if opts.train_conv5 {
+            "conv5 + CRN + NetVLAD"
+        } else {
+            "CRN + NetVLAD"
+        },
+        dataset.name
     );
     card.descriptor.crn = true;
     // Trained and whitened at this size: it is the size the new model is judged and used at.
@@ -587,6 +890,7 @@ mod tests {
                 })
                 .collect(),
             crn_acc_bias: Var::from_tensor(&Tensor::full(0.5f64, 1, &dev).unwrap()).unwrap(),
+            conv5: Vec::new(),
         };
         // A scalar of the descriptor: its dot product with a fixed random direction.
         let dir = rand((1, 1, 1, 32768), 1.0, &mut rng)
@@ -645,5 +949,133 @@ mod tests {
         }
         // Three coordinates of each of the 8 tensors, and the accumulator bias (one value).
         assert_eq!(checked, 8 * 3 + 1);
+    }
+
+    /// The whole network — VGG16 (every convolution, the max pooling), CRN and NetVLAD — has a
+    /// backward pass that agrees with finite differences on a tiny input (f64, 32x32 pixels, so
+    /// conv5_3 is 2x2): the gradients that conv5 training and any deeper fine-tuning rely on.
+    #[test]
+    fn whole_network_gradients_match_finite_differences() {
+        use candle_nn::{VarBuilder, VarMap};
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(5);
+        let rand = |shape: (usize, usize, usize, usize), scale: f64, rng: &mut Rng| {
+            let n = shape.0 * shape.1 * shape.2 * shape.3;
+            let v: Vec<f64> = (0..n).map(|_| gaussian(rng) * scale).collect();
+            Tensor::from_vec(v, shape, &dev).unwrap()
+        };
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F64, &dev);
+        let vgg = crate::model::vgg16::Vgg16::new(vb.pp("backbone")).unwrap();
+        let agg = TrainableAggregation {
+            centroids: Var::from_tensor(
+                &rand((64, 512, 1, 1), 0.05, &mut rng)
+                    .reshape((64, 512))
+                    .unwrap(),
+            )
+            .unwrap(),
+            assign: Var::from_tensor(&rand((64, 512, 1, 1), 0.5, &mut rng)).unwrap(),
+            crn_filters: FILTERS
+                .iter()
+                .map(|&(_, k, out)| {
+                    (
+                        Var::from_tensor(&rand((out, 512, k, k), 0.02, &mut rng)).unwrap(),
+                        Var::from_tensor(&Tensor::full(0.1f64, out, &dev).unwrap()).unwrap(),
+                    )
+                })
+                .collect(),
+            crn_acc_bias: Var::from_tensor(&Tensor::full(0.5f64, 1, &dev).unwrap()).unwrap(),
+            conv5: Vec::new(),
+        };
+        let image = Var::from_tensor(&rand((1, 3, 32, 32), 50.0, &mut rng)).unwrap();
+        let dir = rand((1, 1, 1, 32768), 1.0, &mut rng)
+            .reshape((1, 32768))
+            .unwrap();
+        let scalar = || {
+            let f = vgg.forward(image.as_tensor()).unwrap();
+            (agg.forward(&f).unwrap() * &dir)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let grads = scalar().backward().unwrap();
+        let vars = varmap.data().lock().unwrap().clone();
+        let mut checked: Vec<(String, Var)> = ["0", "10", "24", "28"]
+            .iter()
+            .map(|i| {
+                let name = format!("backbone.{i}.weight");
+                let v = vars[&name].clone();
+                (name, v)
+            })
+            .collect();
+        checked.push(("image".into(), image.clone()));
+        checked.push(("crn.filter_5_5.weight".into(), agg.crn_filters[1].0.clone()));
+        checked.push(("netvlad.centroids".into(), agg.centroids.clone()));
+        let eps = 1e-5;
+        for (name, var) in checked {
+            let g: Vec<f64> = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{name} gets a gradient"))
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let w0: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            let shape = var.as_tensor().shape().clone();
+            let mut idx: Vec<usize> = (0..g.len()).collect();
+            idx.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
+            assert!(g[idx[0]].abs() > 0.0, "{name}: all-zero gradient");
+            for &i in idx.iter().take(2) {
+                let at = |delta: f64| {
+                    let mut w = w0.clone();
+                    w[i] += delta;
+                    var.set(&Tensor::from_vec(w, shape.clone(), &dev).unwrap())
+                        .unwrap();
+                    scalar().to_scalar::<f64>().unwrap()
+                };
+                let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+                var.set(&Tensor::from_vec(w0.clone(), shape.clone(), &dev).unwrap())
+                    .unwrap();
+                let tol = 1e-6 + 2e-3 * numeric.abs().max(g[i].abs());
+                assert!(
+                    (numeric - g[i]).abs() < tol,
+                    "{name}[{i}]: backward {} vs finite difference {numeric}",
+                    g[i]
+                );
+            }
+        }
+    }
+
+    /// conv5 trains as variables that start at the model's weights and reproduce its conv5_3.
+    #[test]
+    fn trainable_conv5_starts_as_the_model() {
+        let model = LoadedModel::load(&crate::model::default_model_path(), &Device::Cpu).unwrap();
+        let mut rng = Rng::new(1);
+        let agg = TrainableAggregation::from_model(&model, &mut rng, DType::F32, true).unwrap();
+        assert_eq!(agg.conv5.len(), 3);
+        let names: Vec<String> = agg.params(1.0).into_iter().map(|p| p.name).collect();
+        assert!(names.contains(&"backbone.28.bias".to_string()));
+        let img = image::RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8])
+        });
+        let input = crate::model::describe::batch_tensor(&[&img], &Device::Cpu).unwrap();
+        let pool4 = model
+            .net
+            .backbone
+            .forward_until(&input, 10)
+            .unwrap()
+            .max_pool2d(2)
+            .unwrap();
+        let ours = agg.conv5_3(&pool4).unwrap();
+        let theirs = model.net.backbone.forward(&input).unwrap();
+        let diff = (ours - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-3, "{diff}");
     }
 }

@@ -39,6 +39,21 @@ impl Sgd {
         }
     }
 
+    /// The momentum buffers by parameter name (what a checkpoint stores besides the weights).
+    pub fn velocities(&self) -> Vec<(String, Tensor)> {
+        self.params
+            .iter()
+            .filter_map(|p| p.velocity.as_ref().map(|v| (p.name.clone(), v.clone())))
+            .collect()
+    }
+
+    /// Restores momentum buffers saved by [`Sgd::velocities`]; parameters not named keep none.
+    pub fn restore_velocities(&mut self, saved: &std::collections::HashMap<String, Tensor>) {
+        for p in &mut self.params {
+            p.velocity = saved.get(&p.name).cloned();
+        }
+    }
+
     /// One update with base learning rate `lr`. Parameters without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
         for p in &mut self.params {

@@ -64,6 +64,9 @@ export function imageUrl(path) {
 
 export const thumbUrl = (id) => imageUrl(`thumb/${encodeURIComponent(id)}/grid`);
 export const previewUrl = (id) => imageUrl(`thumb/${encodeURIComponent(id)}/preview`);
+/** The CRN heat map of a photo under the model with `hash` (the hash keeps caches apart). */
+export const explainUrl = (id, hash) =>
+  imageUrl(`explain/${encodeURIComponent(id)}?model=${encodeURIComponent(hash || '')}`);
 export const refUrl = (refdb, refId) =>
   imageUrl(`ref/${encodeURIComponent(refdb)}/${encodeURIComponent(refId)}`);
 

@@ -24,6 +24,7 @@ export default function createReview(app, root) {
   let evMarkers = [];
   let focusId = null;
   let threshold = 90;
+  let heat = false; // showing what the model looks at instead of the photo
 
   // ---- Batch bar ----
   const slider = h('input', { id: 'review-threshold', type: 'range', min: '50', max: '99', step: '1', value: String(threshold), 'aria-label': 'Confidence threshold' });
@@ -55,6 +56,38 @@ export default function createReview(app, root) {
   // ---- Layout (built once, filled per proposal) ----
   const photoBox = h('div', { class: 'review-photo' });
   const photoCaption = h('div', { class: 'review-caption' });
+  const heatBtn = h(
+    'button',
+    { id: 'review-heat', class: 'btn btn-ghost btn-small', title: 'What the model looks at: its CRN weights over the photo (H)', onclick: () => toggleHeat() },
+    'What the model sees',
+    h('kbd', {}, 'H'),
+  );
+  /** The model's CRN heat map can be shown when the catalog's model has CRN (a fine-tuned one). */
+  function heatModel() {
+    const m = app.store.get().overview?.model;
+    return m && m.crn ? m : null;
+  }
+  function toggleHeat() {
+    if (!heatModel() || !current()) return;
+    heat = !heat;
+    paintPhoto(current());
+  }
+  function paintPhoto(p) {
+    const m = heatModel();
+    heatBtn.hidden = !m;
+    heatBtn.classList.toggle('is-active', heat && !!m);
+    heatBtn.setAttribute('aria-pressed', String(heat && !!m));
+    const src = heat && m ? api.explainUrl(p.photoId, m.hash) : api.previewUrl(p.photoId);
+    const alt = heat && m ? `What the model looks at in ${p.name}` : p.name;
+    setChildren(photoBox, img(src, { alt, lazy: false, className: heat && m ? 'review-img review-heat' : 'review-img' }));
+    setChildren(
+      photoCaption,
+      h('strong', { title: p.name }, p.name),
+      h('span', { class: 'muted', title: p.path }, heat && m ? 'yellow: counts most for the place · blue: ignored' : shortenPath(p.path, 70)),
+      h('span', { class: 'spacer' }),
+      heatBtn,
+    );
+  }
   const confBox = h('div', { class: 'review-confidence' });
   const mapEl = h('div', { id: 'review-map', class: 'review-map' });
   const coordsBox = h('div', { class: 'review-coords' });
@@ -120,9 +153,8 @@ export default function createReview(app, root) {
     focusId = p.photoId;
     moved = null;
 
-    // Photo.
-    setChildren(photoBox, img(api.previewUrl(p.photoId), { alt: p.name, lazy: false, className: 'review-img' }));
-    setChildren(photoCaption, h('strong', { title: p.name }, p.name), h('span', { class: 'muted', title: p.path }, shortenPath(p.path, 70)));
+    // Photo (or what the model looks at in it).
+    paintPhoto(p);
 
     // Confidence.
     const conf = Number.isFinite(p.confidence) ? p.confidence : 0;
@@ -360,6 +392,10 @@ export default function createReview(app, root) {
       }
       if (k === 'ArrowLeft') {
         skip(-1);
+        return true;
+      }
+      if ((k === 'h' || k === 'H') && heatModel()) {
+        toggleHeat();
         return true;
       }
       return false;

@@ -1,0 +1,179 @@
+//! Training-step benchmark: one step of `pinpoint train` (forward, within-batch mining, the
+//! symmetric margin loss, backward, SGD) on real IE-tower frames at 640x480 and 224x224, with the
+//! backbone frozen (CRN + NetVLAD train over cached conv5_3 features, the default) and with conv5
+//! trainable (conv5_1..5_3 run forward and backward in every step, over cached pool4 features).
+//! Reports seconds per step and peak memory; each configuration runs in its own process so that
+//! peak memory is its own.
+//!
+//!     cargo bench --bench train -- [--steps 5] [--queries 4] [--extra 8] [--only WxH]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use pinpoint::model::build::Rng;
+use pinpoint::model::{default_model_path, LoadedModel};
+use pinpoint::train::mining::{sample_batch, Places, Thresholds};
+use pinpoint::train::optim::Sgd;
+use pinpoint::train::{batch_loss, TrainableAggregation};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// IE-tower frames (path, floor), a spread of each floor.
+fn frames(per_floor: usize) -> Vec<(PathBuf, String)> {
+    let root = std::env::var_os("PINPOINT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+        .join("data/places/ie-tower-sample");
+    let text = std::fs::read_to_string(root.join("dataset.csv")).expect("IE-tower sample");
+    let mut by_floor: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    for line in text.lines().skip(1) {
+        let c: Vec<&str> = line.split(',').collect();
+        if c[2] != "query" {
+            by_floor
+                .entry(c[1].to_string())
+                .or_default()
+                .push(root.join("data").join(c[0]));
+        }
+    }
+    by_floor
+        .into_iter()
+        .flat_map(|(floor, paths)| {
+            let step = (paths.len() / per_floor).max(1);
+            paths
+                .into_iter()
+                .step_by(step)
+                .take(per_floor)
+                .map(move |p| (p, floor.clone()))
+        })
+        .collect()
+}
+
+/// Child mode: time one configuration, print "seconds_per_step peak_mb images_per_step".
+fn run_one(w: u32, h: u32, conv5: bool, steps: usize, queries: usize, extra: usize) {
+    let model = LoadedModel::load(&default_model_path(), &Device::Cpu).unwrap();
+    let frames = frames(8);
+    let frozen: Vec<Tensor> = frames
+        .iter()
+        .map(|(p, _)| {
+            let img = image::open(p).unwrap().to_rgb8();
+            let img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+            let x = pinpoint::model::describe::batch_tensor(&[&img], &Device::Cpu).unwrap();
+            if conv5 {
+                model
+                    .net
+                    .backbone
+                    .forward_until(&x, 10)
+                    .unwrap()
+                    .max_pool2d(2)
+                    .unwrap()
+            } else {
+                model.net.features(&x).unwrap()
+            }
+        })
+        .collect();
+    let places = Places::Labels {
+        labels: frames.iter().map(|(_, f)| f.clone()).collect(),
+        areas: None,
+    };
+    let t = Thresholds::default();
+    let trainable = places.trainable(&t, None);
+    let mut rng = Rng::new(1);
+    let agg = TrainableAggregation::from_model(&model, &mut rng, DType::F32, conv5).unwrap();
+    let mut sgd = Sgd::new(agg.params(10.0), 0.9, 0.001);
+    let mut images = 0;
+    let mut step = |rng: &mut Rng| {
+        let batch = sample_batch(&places, &t, None, &trainable, queries, extra, rng);
+        let desc: Vec<Tensor> = batch
+            .images
+            .iter()
+            .map(|&i| agg.forward(&agg.conv5_3(&frozen[i]).unwrap()).unwrap())
+            .collect();
+        let desc = Tensor::cat(&desc, 0).unwrap();
+        if let Some(loss) = batch_loss(&desc, &batch, 0.25, rng).unwrap() {
+            sgd.step(&loss.backward().unwrap(), 0.001).unwrap();
+        }
+        batch.images.len()
+    };
+    step(&mut rng); // warm-up
+    let started = Instant::now();
+    for _ in 0..steps {
+        images += step(&mut rng);
+    }
+    let secs = started.elapsed().as_secs_f64() / steps as f64;
+    println!("{secs} {} {}", peak_rss_mb(), images as f64 / steps as f64);
+}
+
+fn main() {
+    let steps: usize = arg("--steps").and_then(|v| v.parse().ok()).unwrap_or(5);
+    let queries: usize = arg("--queries").and_then(|v| v.parse().ok()).unwrap_or(4);
+    let extra: usize = arg("--extra").and_then(|v| v.parse().ok()).unwrap_or(8);
+    if let Some(cfg) = arg("--child") {
+        let v: Vec<u32> = cfg.split(',').map(|x| x.parse().unwrap()).collect();
+        run_one(v[0], v[1], v[2] == 1, steps, queries, extra);
+        return;
+    }
+    let only = arg("--only");
+    println!("| input | trains | s/step | images/step | peak MB |\n|---|---|---|---|---|");
+    for (w, h) in [(640u32, 480u32), (224, 224)] {
+        if only.as_deref().is_some_and(|o| o != format!("{w}x{h}")) {
+            continue;
+        }
+        for conv5 in [false, true] {
+            let out = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--child",
+                    &format!("{w},{h},{}", conv5 as u8),
+                    "--steps",
+                    &steps.to_string(),
+                    "--queries",
+                    &queries.to_string(),
+                    "--extra",
+                    &extra.to_string(),
+                ])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let v: Vec<f64> = text
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if v.len() < 3 {
+                eprintln!(
+                    "{w}x{h} conv5={conv5}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                continue;
+            }
+            println!(
+                "| {w}x{h} | {} | {:.2} | {:.1} | {:.0} |",
+                if conv5 {
+                    "conv5 + CRN + NetVLAD"
+                } else {
+                    "CRN + NetVLAD"
+                },
+                v[0],
+                v[2],
+                v[1]
+            );
+        }
+    }
+}
