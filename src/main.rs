@@ -167,6 +167,12 @@ enum Command {
         /// Where to write the new model when it is better [default: beside the catalog, models/NAME-ft-TIME]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Train conv5_1..conv5_3 too, not only CRN and NetVLAD (several times slower a step)
+        #[arg(long)]
+        train_conv5: bool,
+        /// Take every geographic neighbour as a positive, without geometric verification
+        #[arg(long)]
+        no_verify: bool,
         /// Save a checkpoint every this many steps; a stopped run continues from it when the same command runs again
         #[arg(long, default_value_t = 25)]
         checkpoint_every: usize,
@@ -716,6 +722,8 @@ fn main() -> ExitCode {
             out,
             checkpoint_every,
             fresh,
+            train_conv5,
+            no_verify,
             model,
         } => model.args(&ctx).and_then(|m| {
             let opts = pinpoint::train::TrainOptions {
@@ -730,6 +738,8 @@ fn main() -> ExitCode {
                 seed,
                 checkpoint_every,
                 fresh,
+                train_conv5,
+                verify: !no_verify,
                 ..Default::default()
             };
             let data = match &dataset {

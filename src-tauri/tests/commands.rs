@@ -225,6 +225,51 @@ fn adding_a_folder_scans_it_as_a_job_and_the_views_show_it() {
     assert_eq!(status, 404);
     let (status, _, _) = pinpoint_desktop::protocol::serve(&images, "/../../etc/passwd");
     assert_eq!(status, 404);
+
+    // What the model looks at: the built-in model has no CRN, so no heat map, and the reason.
+    let overview = app.ok("overview", json!({}));
+    assert_eq!(overview["model"]["crn"], false, "{overview}");
+    let builtin = pinpoint_desktop::state::LazyModel::new(pinpoint::model::default_model_path());
+    let (status, _, body) =
+        pinpoint_desktop::protocol::explain(&images, &builtin, &format!("/explain/{id}"));
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("no CRN"));
+    // A model with CRN (the built-in one plus a CRN, as `train` makes): a PNG heat map.
+    let with_crn = app.catalog.with_file_name("with-crn.safetensors");
+    let mut tensors = candle_core::safetensors::load(
+        builtin.path().join("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    for (name, k, out) in pinpoint::model::crn::FILTERS {
+        let w: Vec<f32> = (0..out * 512 * k * k)
+            .map(|i| 0.02 * (i as f32 * 0.7).sin())
+            .collect();
+        tensors.insert(
+            format!("aggregation.crn.{name}.weight"),
+            candle_core::Tensor::from_vec(w, (out, 512, k, k), &candle_core::Device::Cpu).unwrap(),
+        );
+        tensors.insert(
+            format!("aggregation.crn.{name}.bias"),
+            candle_core::Tensor::zeros(out, candle_core::DType::F32, &candle_core::Device::Cpu)
+                .unwrap(),
+        );
+    }
+    tensors.insert(
+        "aggregation.crn.acc_w.bias".into(),
+        candle_core::Tensor::ones(1, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&tensors, &with_crn).unwrap();
+    let crn = pinpoint_desktop::state::LazyModel::new(with_crn);
+    let (status, kind, body) =
+        pinpoint_desktop::protocol::explain(&images, &crn, &format!("/explain/{id}"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(kind, "image/png");
+    assert_eq!(&body[1..4], b"PNG");
+    let (status, _, _) = pinpoint_desktop::protocol::explain(&images, &crn, "/explain/999999");
+    assert_eq!(status, 404);
+    let (status, _, _) = pinpoint_desktop::protocol::explain(&images, &crn, "/explain/../x");
+    assert_eq!(status, 400);
 }
 
 fn image_size(jpeg: &[u8]) -> (u32, u32) {

@@ -520,6 +520,7 @@ pub fn train(
             "seed": report.seed,
             "cancelled": report.cancelled,
             "split": split,
+            "verification": report.verification,
             "resumed_from": report.resumed_from,
             "checkpoint": report.checkpoint,
         }))?;
@@ -537,6 +538,12 @@ pub fn train(
                 s.queries,
                 s.held_out_blocks,
                 s.database
+            );
+        }
+        if let Some(v) = &report.verification {
+            println!(
+                "geometric verification: {} of {} neighbour pairs show the same scene ({} photos with a verified positive, {:.0} s)",
+                v.pairs_verified, v.pairs_checked, v.images_with_positives, v.seconds
             );
         }
         if let Some(step) = report.resumed_from {

@@ -52,6 +52,11 @@ pub struct TrainOptions {
     /// Long side of the training images (reduced on the CPU).
     pub long_side: u32,
     pub seed: u64,
+    /// Positives must pass geometric verification (local feature matches under a RANSAC
+    /// homography); their inliers' boxes become region-of-interest crops.
+    pub verify: bool,
+    /// Geographic positives of each image verified: the most similar ones under the current model.
+    pub verify_candidates: usize,
     /// Train conv5_1..conv5_3 too (the paper's first stage), not only CRN and NetVLAD: each step
     /// then runs the last VGG16 block forward and backward, several times the cost.
     pub train_conv5: bool,
@@ -81,6 +86,8 @@ impl Default for TrainOptions {
             long_side: 320,
             seed: 2017,
             train_conv5: false,
+            verify: true,
+            verify_candidates: 4,
             checkpoint_every: 25,
             checkpoints: None,
             fresh: false,
@@ -105,11 +112,26 @@ pub struct TrainReport {
     pub warnings: Vec<String>,
     pub seed: u64,
     pub cancelled: bool,
+    /// What geometric verification of the positives found (when it ran).
+    pub verification: Option<VerificationSummary>,
     /// The step this run continued from (a checkpoint of an earlier, stopped run), if any.
     pub resumed_from: Option<usize>,
     /// The run's checkpoint when it is kept (the run stopped before its last step): the same
     /// command continues from it.
     pub checkpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerificationSummary {
+    /// Pairs of geographic neighbours checked, and those that passed.
+    pub pairs_checked: usize,
+    pub pairs_verified: usize,
+    /// Training images with at least one verified positive (usable as queries).
+    pub images_with_positives: usize,
+    /// Whether training used the verified pairs (else too few passed and it fell back to
+    /// geographic neighbours, with a warning).
+    pub used: bool,
+    pub seconds: f64,
 }
 
 /// CRN and NetVLAD as variables, initialised from a model (CRN, which the built-in model lacks,
@@ -551,6 +573,46 @@ pub fn train(
 
     // Training, continuing a stopped run of the same command when its checkpoint is there.
     let agg = TrainableAggregation::from_model(model, &mut rng, DType::F32, opts.train_conv5)?;
+    // Which neighbours really show the same scene, decided once, with the starting model (so that a
+    // resumed run decides the same).
+    let (verified, verification) = if opts.verify {
+        let started_verifying = Instant::now();
+        let (v, checked) = verify_positives(
+            model,
+            dataset,
+            train_rows,
+            &places,
+            &thresholds,
+            &trainable,
+            &agg,
+            &db_frozen,
+            opts.verify_candidates,
+            &mut meter,
+            cancel,
+        )?;
+        let with_positives = places.trainable(&thresholds, Some(&v));
+        let used = with_positives.len() >= 2;
+        if !used {
+            warnings.push(format!(
+                "geometric verification passed {} of {checked} neighbour pairs, too few to train on: training with geographic neighbours as positives",
+                v.len()
+            ));
+        }
+        let summary = VerificationSummary {
+            pairs_checked: checked,
+            pairs_verified: v.len(),
+            images_with_positives: with_positives.len(),
+            used,
+            seconds: started_verifying.elapsed().as_secs_f64(),
+        };
+        (used.then_some(v), Some(summary))
+    } else {
+        (None, None)
+    };
+    let trainable = match &verified {
+        Some(v) => places.trainable(&thresholds, Some(v)),
+        None => trainable,
+    };
     let mut sgd = Sgd::new(
         agg.params(opts.crn_lr_mult),
         opts.momentum,
@@ -606,16 +668,24 @@ pub fn train(
         let batch = sample_batch(
             &places,
             &thresholds,
-            None,
+            verified.as_ref(),
             &trainable,
             opts.queries,
             opts.extra,
             &mut rng,
         );
+        let crops = roi_crops(&batch, verified.as_ref(), &mut rng);
         let desc = batch
             .images
             .iter()
-            .map(|&i| agg.forward(&agg.conv5_3(&db_frozen[train_rows[i]])?))
+            .zip(&crops)
+            .map(|(&i, crop)| {
+                let f = agg.conv5_3(&db_frozen[train_rows[i]])?;
+                match crop {
+                    Some(region) => agg.forward(&crop_region(&f, *region)?),
+                    None => agg.forward(&f),
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
         let desc = Tensor::cat(&desc, 0)?;
         if let Some(loss) = batch_loss(&desc, &batch, opts.margin, &mut rng)? {
@@ -661,6 +731,7 @@ pub fn train(
             warnings,
             seed: opts.seed,
             cancelled,
+            verification,
             resumed_from,
             checkpoint: kept,
         });
@@ -765,9 +836,108 @@ pub fn train(
         warnings,
         seed: opts.seed,
         cancelled,
+        verification,
         resumed_from,
         checkpoint: kept,
     })
+}
+
+/// Verifies, for every trainable image, its `candidates` most similar geographic positives (under
+/// the starting model) and returns the pairs that passed with their regions, and how many pairs
+/// were checked. Local features are extracted once per image, when first needed.
+#[allow(clippy::too_many_arguments)]
+fn verify_positives(
+    model: &LoadedModel,
+    dataset: &Dataset,
+    train_rows: &[usize],
+    places: &Places,
+    thresholds: &Thresholds,
+    trainable: &[usize],
+    agg: &TrainableAggregation,
+    frozen: &[Tensor],
+    candidates: usize,
+    meter: &mut ProgressMeter,
+    cancel: &CancelToken,
+) -> Result<(mining::VerifiedPairs, usize)> {
+    use std::collections::{BTreeSet, HashMap};
+    let desc: Vec<Tensor> = train_rows
+        .iter()
+        .map(|&r| Ok(agg.forward(&agg.conv5_3(&frozen[r])?)?.detach()))
+        .collect::<Result<_>>()?;
+    let desc = Tensor::cat(&desc, 0)?;
+    let sims: Vec<Vec<f32>> = desc.matmul(&desc.t()?)?.to_dtype(DType::F32)?.to_vec2()?;
+    let mut pairs = BTreeSet::new();
+    for &i in trainable {
+        let mut pos: Vec<usize> = (0..places.len())
+            .filter(|&j| j != i && places.relation(i, j, thresholds) == mining::Relation::Positive)
+            .collect();
+        pos.sort_by(|&a, &b| sims[i][b].total_cmp(&sims[i][a]).then(a.cmp(&b)));
+        for &j in pos.iter().take(candidates) {
+            pairs.insert((i.min(j), i.max(j)));
+        }
+    }
+    let opts = geometry::VerifyOptions::default();
+    let extractor = geometry::Extractor::new(model, &opts)?;
+    let mut features: HashMap<usize, geometry::LocalFeatures> = HashMap::new();
+    let mut verified = mining::VerifiedPairs::default();
+    meter.stage("verifying positives", Some(pairs.len() as u64));
+    for &(a, b) in &pairs {
+        cancel.check()?;
+        for i in [a, b] {
+            if let std::collections::hash_map::Entry::Vacant(e) = features.entry(i) {
+                e.insert(extractor.extract(&dataset.database[train_rows[i]])?);
+            }
+        }
+        let v = geometry::verify(&features[&a], &features[&b], &opts);
+        if let (true, Some(ra), Some(rb)) = (v.verified, v.roi_a, v.roi_b) {
+            verified.insert(
+                a,
+                b,
+                [ra.x0, ra.y0, ra.x1, ra.y1],
+                [rb.x0, rb.y0, rb.x1, rb.y1],
+            );
+        }
+        meter.advance(1);
+    }
+    Ok((verified, pairs.len()))
+}
+
+/// The region-of-interest crops of a batch (the paper's augmentation): each query, half of the
+/// time, is cropped to the box of its inliers with a verified positive in the batch.
+fn roi_crops(
+    batch: &mining::Batch,
+    verified: Option<&mining::VerifiedPairs>,
+    rng: &mut Rng,
+) -> Vec<Option<mining::Region>> {
+    let Some(v) = verified else {
+        return vec![None; batch.images.len()];
+    };
+    (0..batch.images.len())
+        .map(|bi| {
+            let (_, pos, _) = batch.tuples.iter().find(|(q, _, _)| *q == bi)?;
+            if rng.next_f64() >= 0.5 {
+                return None;
+            }
+            pos.iter()
+                .find_map(|&p| v.region(batch.images[bi], batch.images[p]))
+        })
+        .collect()
+}
+
+/// A feature map [1, C, H, W] cropped to `region` (fractions of the image), with even sides of at
+/// least 2 cells (CRN pools by 2 and upsamples by 2).
+fn crop_region(f: &Tensor, region: mining::Region) -> Result<Tensor> {
+    let (_, _, h, w) = f.dims4()?;
+    let span = |lo: f32, hi: f32, len: usize| -> (usize, usize) {
+        let even = len & !1;
+        let a = (lo.clamp(0.0, 1.0) * len as f32).floor() as usize;
+        let b = ((hi.clamp(0.0, 1.0) * len as f32).ceil() as usize).max(a + 2);
+        let size = ((b - a + 1) & !1).clamp(2.min(even), even);
+        (a.min(len - size), size)
+    };
+    let (y, ch) = span(region[1], region[3], h);
+    let (x, cw) = span(region[0], region[2], w);
+    Ok(f.narrow(2, y, ch)?.narrow(3, x, cw)?)
 }
 
 /// The mean of the last `n` losses (the progress line's loss: one step's is noisy).
