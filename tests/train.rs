@@ -59,6 +59,8 @@ fn training_reports_recall_before_and_after_and_repeats_for_a_seed() {
                 seed,
                 "--long-side",
                 "224",
+                // Verification is exercised by the tests below; here it would only repeat work.
+                "--no-verify",
                 "--out",
                 out.to_str().unwrap(),
             ],
@@ -298,6 +300,10 @@ fn training_on_the_catalog_holds_out_whole_places() {
     assert_eq!(r["before"][0]["queries"], queries);
     assert_eq!(r["after"][0]["queries"], queries);
     assert_eq!(r["steps"], 6);
+    // Positives were checked geometrically (the Berlin and Sacre-Coeur neighbours at least).
+    let v = &r["verification"];
+    assert!(v["pairs_checked"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["pairs_verified"].as_u64().unwrap() <= v["pairs_checked"].as_u64().unwrap());
     let (_, info) = pinpoint_json(&catalog, &["model", "info"]);
     if r["adopted"] == true {
         // The catalog now describes and proposes with the new model.

@@ -1033,6 +1033,32 @@ fn save_model(
 mod tests {
     use super::*;
 
+    /// A CRN + NetVLAD of random f64 values, for gradient checks.
+    fn random_aggregation(rng: &mut Rng) -> TrainableAggregation {
+        let dev = Device::Cpu;
+        let rand = |shape: (usize, usize, usize, usize), scale: f64, rng: &mut Rng| {
+            let n = shape.0 * shape.1 * shape.2 * shape.3;
+            let v: Vec<f64> = (0..n).map(|_| gaussian(rng) * scale).collect();
+            Tensor::from_vec(v, shape, &dev).unwrap()
+        };
+        let centroids = rand((64, 512, 1, 1), 0.05, rng).reshape((64, 512)).unwrap();
+        TrainableAggregation {
+            centroids: Var::from_tensor(&centroids).unwrap(),
+            assign: Var::from_tensor(&rand((64, 512, 1, 1), 0.5, rng)).unwrap(),
+            crn_filters: FILTERS
+                .iter()
+                .map(|&(_, k, out)| {
+                    (
+                        Var::from_tensor(&rand((out, 512, k, k), 0.02, rng)).unwrap(),
+                        Var::from_tensor(&Tensor::full(0.1f64, out, &dev).unwrap()).unwrap(),
+                    )
+                })
+                .collect(),
+            crn_acc_bias: Var::from_tensor(&Tensor::full(0.5f64, 1, &dev).unwrap()).unwrap(),
+            conv5: Vec::new(),
+        }
+    }
+
     /// The aggregation's backward pass agrees with finite differences (f64, tiny input).
     #[test]
     fn gradients_match_finite_differences() {
@@ -1044,24 +1070,7 @@ mod tests {
             Tensor::from_vec(v, shape, &dev).unwrap()
         };
         let features = rand((1, 512, 4, 4), 1.0, &mut rng).relu().unwrap();
-        let centroids = rand((64, 512, 1, 1), 0.05, &mut rng)
-            .reshape((64, 512))
-            .unwrap();
-        let agg = TrainableAggregation {
-            centroids: Var::from_tensor(&centroids).unwrap(),
-            assign: Var::from_tensor(&rand((64, 512, 1, 1), 0.5, &mut rng)).unwrap(),
-            crn_filters: FILTERS
-                .iter()
-                .map(|&(_, k, out)| {
-                    (
-                        Var::from_tensor(&rand((out, 512, k, k), 0.02, &mut rng)).unwrap(),
-                        Var::from_tensor(&Tensor::full(0.1f64, out, &dev).unwrap()).unwrap(),
-                    )
-                })
-                .collect(),
-            crn_acc_bias: Var::from_tensor(&Tensor::full(0.5f64, 1, &dev).unwrap()).unwrap(),
-            conv5: Vec::new(),
-        };
+        let agg = random_aggregation(&mut rng);
         // A scalar of the descriptor: its dot product with a fixed random direction.
         let dir = rand((1, 1, 1, 32768), 1.0, &mut rng)
             .reshape((1, 32768))
@@ -1137,26 +1146,7 @@ mod tests {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F64, &dev);
         let vgg = crate::model::vgg16::Vgg16::new(vb.pp("backbone")).unwrap();
-        let agg = TrainableAggregation {
-            centroids: Var::from_tensor(
-                &rand((64, 512, 1, 1), 0.05, &mut rng)
-                    .reshape((64, 512))
-                    .unwrap(),
-            )
-            .unwrap(),
-            assign: Var::from_tensor(&rand((64, 512, 1, 1), 0.5, &mut rng)).unwrap(),
-            crn_filters: FILTERS
-                .iter()
-                .map(|&(_, k, out)| {
-                    (
-                        Var::from_tensor(&rand((out, 512, k, k), 0.02, &mut rng)).unwrap(),
-                        Var::from_tensor(&Tensor::full(0.1f64, out, &dev).unwrap()).unwrap(),
-                    )
-                })
-                .collect(),
-            crn_acc_bias: Var::from_tensor(&Tensor::full(0.5f64, 1, &dev).unwrap()).unwrap(),
-            conv5: Vec::new(),
-        };
+        let agg = random_aggregation(&mut rng);
         let image = Var::from_tensor(&rand((1, 3, 32, 32), 50.0, &mut rng)).unwrap();
         let dir = rand((1, 1, 1, 32768), 1.0, &mut rng)
             .reshape((1, 32768))
