@@ -17,15 +17,7 @@ use std::time::Instant;
 use pinpoint::index::{ExactIndex, HnswIndex, HnswParams, Neighbor};
 
 mod common;
-use common::{rss_mb, vectors};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+use common::{arg, rss_mb, vectors};
 
 fn flag(name: &str) -> bool {
     std::env::args().any(|a| a == name)

@@ -12,24 +12,8 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use pinpoint::model::{default_model_path, LoadedModel};
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
+mod common;
+use common::{arg, peak_rss_mb};
 
 const CONFIGS: [(usize, usize, usize); 4] =
     [(640, 480, 1), (640, 480, 4), (224, 224, 1), (224, 224, 4)];

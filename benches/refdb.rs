@@ -20,15 +20,7 @@ use pinpoint::progress::{CancelToken, ProgressUpdate};
 use pinpoint::refdb::format::{encode_vector, Manifest, FORMAT_VERSION, SCHEMA};
 
 mod common;
-use common::{status_mb, vectors, Rng};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+use common::{arg, status_mb, vectors, Rng};
 
 struct Setup {
     n: usize,

@@ -16,13 +16,8 @@ use pinpoint::model::describe::{describe_paths, DescribeJob, DescribeOptions};
 use pinpoint::model::{default_model_path, LoadedModel, Stage};
 use pinpoint::progress::{CancelToken, NoProgress};
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+mod common;
+use common::arg;
 
 fn shared() -> PathBuf {
     std::env::var_os("PINPOINT_SHARED")
@@ -97,6 +92,7 @@ fn ie_tower() -> Dataset {
             queries: ql,
             database: dl,
         },
+        database_areas: None,
     }
 }
 

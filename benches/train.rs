@@ -3,9 +3,11 @@
 //! backbone frozen (CRN + NetVLAD train over cached conv5_3 features, the default) and with conv5
 //! trainable (conv5_1..5_3 run forward and backward in every step, over cached pool4 features).
 //! Reports seconds per step and peak memory; each configuration runs in its own process so that
-//! peak memory is its own.
+//! peak memory is its own. With `--device cuda` (a `--features cuda` build) the step runs on the
+//! GPU and the memory column is the GPU memory in use at the step's peak (sampled from the driver
+//! every 2 ms, less what was in use before the model loaded).
 //!
-//!     cargo bench --bench train -- [--steps 5] [--queries 4] [--extra 8] [--only WxH]
+//!     cargo bench --bench train -- [--steps 5] [--queries 4] [--extra 8] [--only WxH] [--device cpu|cuda]
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,29 +15,14 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use pinpoint::model::build::Rng;
+use pinpoint::model::device::{self, DeviceChoice};
 use pinpoint::model::{default_model_path, LoadedModel};
 use pinpoint::train::mining::{sample_batch, Places, Thresholds};
 use pinpoint::train::optim::Sgd;
 use pinpoint::train::{batch_loss, TrainableAggregation};
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
+mod common;
+use common::{arg, peak_rss_mb};
 
 /// IE-tower frames (path, floor), a spread of each floor.
 fn frames(per_floor: usize) -> Vec<(PathBuf, String)> {
@@ -69,22 +56,22 @@ fn frames(per_floor: usize) -> Vec<(PathBuf, String)> {
 
 /// Child mode: time one configuration, print "seconds_per_step peak_mb images_per_step".
 fn run_one(w: u32, h: u32, conv5: bool, steps: usize, queries: usize, extra: usize) {
-    let model = LoadedModel::load(&default_model_path(), &Device::Cpu).unwrap();
+    let choice: DeviceChoice = arg("--device")
+        .unwrap_or_else(|| "cpu".into())
+        .parse()
+        .unwrap();
+    let device = device::select(choice).unwrap();
+    let gpu = GpuPeak::start(&device);
+    let model = LoadedModel::load(&default_model_path(), &device).unwrap();
     let frames = frames(8);
     let frozen: Vec<Tensor> = frames
         .iter()
         .map(|(p, _)| {
             let img = image::open(p).unwrap().to_rgb8();
             let img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
-            let x = pinpoint::model::describe::batch_tensor(&[&img], &Device::Cpu).unwrap();
+            let x = pinpoint::model::describe::batch_tensor(&[&img], &device).unwrap();
             if conv5 {
-                model
-                    .net
-                    .backbone
-                    .forward_until(&x, 10)
-                    .unwrap()
-                    .max_pool2d(2)
-                    .unwrap()
+                model.net.backbone.pool4(&x).unwrap()
             } else {
                 model.net.features(&x).unwrap()
             }
@@ -114,12 +101,54 @@ fn run_one(w: u32, h: u32, conv5: bool, steps: usize, queries: usize, extra: usi
         batch.images.len()
     };
     step(&mut rng); // warm-up
+    device.synchronize().unwrap();
     let started = Instant::now();
     for _ in 0..steps {
         images += step(&mut rng);
     }
+    device.synchronize().unwrap();
     let secs = started.elapsed().as_secs_f64() / steps as f64;
-    println!("{secs} {} {}", peak_rss_mb(), images as f64 / steps as f64);
+    let peak = match gpu {
+        Some(sampler) => sampler.stop(),
+        None => peak_rss_mb(),
+    };
+    println!("{secs} {peak} {}", images as f64 / steps as f64);
+}
+
+/// Peak GPU memory in use, sampled from the driver on a second thread.
+struct GpuPeak {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl GpuPeak {
+    fn start(device: &Device) -> Option<GpuPeak> {
+        if device.is_cpu() {
+            return None;
+        }
+        let used = |d: &Device| {
+            device::memory(d)
+                .map(|m| (m.total_bytes - m.available_bytes) as f64 / (1 << 20) as f64)
+                .unwrap_or(0.0)
+        };
+        let before = used(device);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (d, flag) = (device.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0f64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(used(&d) - before);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            peak
+        });
+        Some(GpuPeak { stop, thread })
+    }
+
+    fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }
 
 fn main() {
@@ -132,7 +161,12 @@ fn main() {
         return;
     }
     let only = arg("--only");
-    println!("| input | trains | s/step | images/step | peak MB |\n|---|---|---|---|---|");
+    let memory = if arg("--device").is_some_and(|d| d != "cpu") {
+        "peak GPU MB"
+    } else {
+        "peak MB"
+    };
+    println!("| input | trains | s/step | images/step | {memory} |\n|---|---|---|---|---|");
     for (w, h) in [(640u32, 480u32), (224, 224)] {
         if only.as_deref().is_some_and(|o| o != format!("{w}x{h}")) {
             continue;
@@ -148,6 +182,8 @@ fn main() {
                     &queries.to_string(),
                     "--extra",
                     &extra.to_string(),
+                    "--device",
+                    &arg("--device").unwrap_or_else(|| "cpu".into()),
                 ])
                 .output()
                 .unwrap();

@@ -4,7 +4,8 @@
 //! Datasets:
 //! - CSV with columns `path,split,label` or `path,split,lat,lon` (`split` is `query` or
 //!   `database`, `gallery` accepted for `database`; paths relative to the CSV): a query's hit is a
-//!   database item with the same label, or within a radius (25 m by default).
+//!   database item with the same label, or within a radius (25 m by default). An optional `area`
+//!   column narrows training positives (`pinpoint train`) to the same label and area.
 //! - VPR-Bench folders (`query/`, `ref/`, `ground_truth.csv` with `query_index,matching_ref_indices`):
 //!   a hit is one of the listed reference frames.
 
@@ -40,6 +41,9 @@ pub struct Dataset {
     pub queries: Vec<PathBuf>,
     pub database: Vec<PathBuf>,
     pub truth: Truth,
+    /// An optional `area` per database item (a labelled dataset's `area` column): training takes
+    /// positives only within the same label and area. Evaluation ignores it.
+    pub database_areas: Option<Vec<String>>,
 }
 
 fn csv_rows(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
@@ -67,6 +71,7 @@ impl Dataset {
             col(&["path", "image_path"]).ok_or_else(|| bad("no `path` column".into()))?;
         let split_col = col(&["split"]).ok_or_else(|| bad("no `split` column".into()))?;
         let label_col = col(&["label"]);
+        let area_col = col(&["area"]);
         let (lat_col, lon_col) = (col(&["lat", "latitude"]), col(&["lon", "lng", "longitude"]));
         if label_col.is_none() && (lat_col.is_none() || lon_col.is_none()) {
             return Err(bad(
@@ -77,6 +82,7 @@ impl Dataset {
         let (mut q, mut d) = (Vec::new(), Vec::new());
         let (mut ql, mut dl) = (Vec::new(), Vec::new());
         let (mut qp, mut dp) = (Vec::new(), Vec::new());
+        let mut areas = Vec::new();
         for (i, row) in rows.iter().enumerate() {
             let cell = |c: usize| row.get(c).map(String::as_str).unwrap_or("");
             let path = base.join(cell(path_col));
@@ -96,6 +102,9 @@ impl Dataset {
                 (&mut d, &mut dl, &mut dp)
             };
             paths.push(path);
+            if let (Some(c), false) = (area_col, is_query) {
+                areas.push(cell(c).to_string());
+            }
             if let Some(c) = label_col {
                 labels.push(cell(c).to_string());
             } else {
@@ -137,6 +146,7 @@ impl Dataset {
             queries: q,
             database: d,
             truth,
+            database_areas: area_col.map(|_| areas),
         })
     }
 
@@ -182,6 +192,7 @@ impl Dataset {
             queries,
             database,
             truth: Truth::MatchSets(sets),
+            database_areas: None,
         })
     }
 
@@ -323,6 +334,7 @@ mod tests {
                 queries: vec!["a".into(), "b".into(), "z".into()],
                 database: vec!["b".into(), "a".into(), "c".into(), "a".into()],
             },
+            database_areas: None,
         };
         // q0 (a): first hit at rank 2 (index 1); q1 (b): rank 1; q2 (z): unanswerable.
         let r = score(&ds, &[vec![2, 0, 1], vec![0, 1, 2], vec![0, 1, 2]], "exact");
@@ -338,6 +350,28 @@ mod tests {
     }
 
     #[test]
+    fn an_area_column_is_kept_for_the_database_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("floors.csv");
+        std::fs::write(
+            &csv,
+            "path,split,label,area\na.jpg,database,f1,lift\nb.jpg,query,f1,lift\nc.jpg,gallery,f2,hall\n",
+        )
+        .unwrap();
+        let ds = Dataset::from_csv(&csv, 25.0).unwrap();
+        assert_eq!(
+            ds.database_areas,
+            Some(vec!["lift".to_string(), "hall".to_string()])
+        );
+        std::fs::write(
+            &csv,
+            "path,split,label\na.jpg,database,f1\nb.jpg,query,f1\n",
+        )
+        .unwrap();
+        assert_eq!(Dataset::from_csv(&csv, 25.0).unwrap().database_areas, None);
+    }
+
+    #[test]
     fn positions_give_errors() {
         let p = |lat| GeoPoint::new(lat, 10.0);
         let ds = Dataset {
@@ -349,6 +383,7 @@ mod tests {
                 database: vec![p(45.0001), p(46.01)],
                 radius_m: 25.0,
             },
+            database_areas: None,
         };
         let r = score(&ds, &[vec![0, 1], vec![0, 1]], "exact");
         assert_eq!(r.queries, 1, "q1 has nothing within 25 m");
@@ -491,6 +526,7 @@ pub fn leave_one_out(
             database: points.clone(),
             radius_m,
         },
+        database_areas: None,
     };
     let k = *RECALL_AT.last().unwrap() + 1;
     let mut results = Vec::new();

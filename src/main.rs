@@ -155,12 +155,21 @@ enum Command {
         /// Negatives beyond this many metres (GPS datasets)
         #[arg(long, default_value_t = 225.0)]
         negative_m: f64,
-        /// Long side of the training images
-        #[arg(long, default_value_t = 320)]
-        long_side: u32,
-        /// Base learning rate (CRN trains at 10x)
-        #[arg(long, default_value_t = 0.001)]
-        lr: f64,
+        /// Long side of the training images [default: chosen from free memory: up to 640 on a GPU, 320 on the CPU]
+        #[arg(long)]
+        long_side: Option<u32>,
+        /// Base learning rate (CRN trains at 10x) [default: 0.001 for SGD, 0.00001 for AdamW]
+        #[arg(long)]
+        lr: Option<f64>,
+        /// sgd (with momentum, as in the paper) or adamw
+        #[arg(long, default_value = "sgd")]
+        optimizer: pinpoint::train::OptimizerChoice,
+        /// Average the gradients of this many batches into each update (a larger effective batch at the memory of one)
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+        accumulate: u64,
+        /// The paper's two stages: NetVLAD (with conv5 under --train-conv5) for the first half of the steps, then CRN alone
+        #[arg(long)]
+        two_stage: bool,
         /// Random seed (recorded in the report and the new model's card)
         #[arg(long, default_value_t = 2017)]
         seed: u64,
@@ -718,6 +727,9 @@ fn main() -> ExitCode {
             negative_m,
             long_side,
             lr,
+            optimizer,
+            accumulate,
+            two_stage,
             seed,
             out,
             checkpoint_every,
@@ -734,7 +746,13 @@ fn main() -> ExitCode {
                     negative_m,
                 },
                 long_side,
-                lr,
+                lr: lr.unwrap_or(match optimizer {
+                    pinpoint::train::OptimizerChoice::Sgd => 0.001,
+                    pinpoint::train::OptimizerChoice::AdamW => 0.00001,
+                }),
+                optimizer,
+                accumulate: accumulate as usize,
+                two_stage,
                 seed,
                 checkpoint_every,
                 fresh,

@@ -153,7 +153,7 @@ fn a_stopped_run_continues_from_its_checkpoint_with_identical_results() {
         max_steps: 10,
         queries: 2,
         extra: 4,
-        long_side: 224,
+        long_side: Some(224),
         seed: 11,
         checkpoint_every: 3,
         checkpoints: Some(checkpoints.clone()),

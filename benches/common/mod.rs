@@ -1,4 +1,4 @@
-//! Shared by the benchmarks: synthetic descriptor-like vectors and memory readings.
+//! Shared by the benchmarks: arguments, synthetic descriptor-like vectors and memory readings.
 #![allow(dead_code)]
 
 pub struct Rng(pub u64);
@@ -69,15 +69,22 @@ pub fn vectors(
     (db, qs)
 }
 
+/// The value after `name` on the command line (`--steps 5`).
+pub fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 pub fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+    status_mb("VmRSS")
+}
+
+/// The process's peak resident memory so far, in MB.
+pub fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM")
 }
 
 /// A field of /proc/self/status ("VmRSS", "VmHWM", "RssAnon", "RssFile"), in MB.

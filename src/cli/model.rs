@@ -377,7 +377,7 @@ pub fn describe_files(
     })
 }
 
-/// `pinpoint train --dataset FILE.csv`: fine-tune, then judge on the held-out queries.
+/// `pinpoint explain PATH --out FILE.png`: the CRN weight mask over a photo.
 pub fn explain(
     ctx: &Context,
     m: &ModelArgs,
@@ -523,6 +523,7 @@ pub fn train(
             "verification": report.verification,
             "resumed_from": report.resumed_from,
             "checkpoint": report.checkpoint,
+            "memory": report.memory,
         }))?;
     } else {
         for w in &report.warnings {
@@ -530,16 +531,36 @@ pub fn train(
         }
         if let Some(s) = &split {
             println!(
-                "{} tagged photos in {} places of {:.0} m: trained on {}, judged on {} held-out queries from {} places against {} photos",
-                s.queries + s.database,
+                "{} tagged photos in {} places of {:.0} m: trained on {}{}, judged on {} held-out queries from {} places against {} photos",
+                s.queries + s.database - s.training_references,
                 s.blocks,
                 s.block_m,
                 s.training_photos,
+                if s.training_references > 0 {
+                    format!(" (with {} reference images)", s.training_references)
+                } else {
+                    String::new()
+                },
                 s.queries,
                 s.held_out_blocks,
                 s.database
             );
         }
+        let plan = &report.memory;
+        println!(
+            "trained at a long side of {} px ({}; about {:.1} GB estimated)",
+            plan.long_side,
+            match (&plan.memory, plan.requested) {
+                (_, true) => "as asked".to_string(),
+                (Some(m), false) => format!(
+                    "chosen for {:.1} GB of free {}",
+                    m.available_bytes as f64 / 1e9,
+                    m.kind
+                ),
+                (None, false) => "free memory unknown".to_string(),
+            },
+            plan.estimated_bytes as f64 / 1e9
+        );
         if let Some(v) = &report.verification {
             println!(
                 "geometric verification: {} of {} neighbour pairs show the same scene ({} photos with a verified positive, {:.0} s)",

@@ -114,3 +114,51 @@ pub fn report() -> DeviceReport {
         auto_picks,
     }
 }
+
+/// Memory a computation on `device` can use, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DeviceMemory {
+    pub available_bytes: u64,
+    pub total_bytes: u64,
+    /// Where the figures come from ("RAM" or "GPU").
+    pub kind: &'static str,
+}
+
+/// What `device` has free now: the GPU's own memory for CUDA (from the driver), else the
+/// machine's RAM (`MemAvailable`, which counts reclaimable caches; Metal shares it). `None` when
+/// it cannot be read.
+pub fn memory(device: &Device) -> Option<DeviceMemory> {
+    match device {
+        #[cfg(feature = "cuda")]
+        Device::Cuda(d) => {
+            let (free, total) = d.cuda_stream().context().mem_get_info().ok()?;
+            Some(DeviceMemory {
+                available_bytes: free as u64,
+                total_bytes: total as u64,
+                kind: "GPU",
+            })
+        }
+        _ => ram(),
+    }
+}
+
+/// The machine's RAM from /proc/meminfo.
+pub fn ram() -> Option<DeviceMemory> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line[name.len()..]
+            .trim()
+            .trim_start_matches(':')
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    };
+    Some(DeviceMemory {
+        available_bytes: field("MemAvailable")?,
+        total_bytes: field("MemTotal")?,
+        kind: "RAM",
+    })
+}

@@ -93,6 +93,12 @@ impl Vgg16 {
         Ok(x)
     }
 
+    /// pool4: conv4_3 with its ReLU, max-pooled, [B, 3, H, W] -> [B, 512, H/16, W/16]; the input
+    /// of conv5_1, computed once per photo when conv5 trains.
+    pub fn pool4(&self, xs: &Tensor) -> Result<Tensor> {
+        max_pool_2x2(&self.forward_until(xs, 10)?)
+    }
+
     /// The network cut after its first `count` convolutions (1..=13), sharing the weights. Its
     /// output, like the whole network's, is the last convolution without ReLU, pooled when that
     /// convolution ends a block: `truncated(9)` gives conv4_2 at 1/8 of the input. Local features

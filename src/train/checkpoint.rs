@@ -42,6 +42,9 @@ pub struct CheckpointState {
     /// Training seconds spent before this checkpoint (over every earlier part of the run).
     pub seconds: f64,
     pub saved_at: String,
+    /// Optimiser updates made (steps where some batch had a loss; AdamW's bias correction).
+    #[serde(default)]
+    pub updates: u64,
 }
 
 /// A checkpoint as loaded: its state, the trained tensors and the momentum buffers by name.
@@ -182,6 +185,7 @@ impl CheckpointState {
             rng,
             seconds,
             saved_at: chrono::Utc::now().to_rfc3339(),
+            updates: 0,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! Geometric verification of positives, ROI crops, checkpoints and the catalog's own tagged
 //! photos as training data are not here yet.
 
+pub mod budget;
 pub mod checkpoint;
 pub mod geometry;
 pub mod mining;
@@ -33,7 +34,7 @@ use crate::model::LoadedModel;
 use crate::progress::{CancelToken, ProgressMeter, ProgressSink};
 
 use mining::{choose_negatives, sample_batch, Places, Thresholds};
-use optim::{Param, Sgd};
+use optim::{Accumulated, Method, Optimizer, Param};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainOptions {
@@ -49,8 +50,9 @@ pub struct TrainOptions {
     pub momentum: f64,
     pub weight_decay: f64,
     pub thresholds: Thresholds,
-    /// Long side of the training images (reduced on the CPU).
-    pub long_side: u32,
+    /// Long side of the training images; `None` chooses it from the device's free memory
+    /// (`budget::plan`: up to 640 on a GPU, 320 on the CPU).
+    pub long_side: Option<u32>,
     pub seed: u64,
     /// Positives must pass geometric verification (local feature matches under a RANSAC
     /// homography); their inliers' boxes become region-of-interest crops.
@@ -68,6 +70,66 @@ pub struct TrainOptions {
     /// Start afresh even when a checkpoint of the same run exists.
     #[serde(skip)]
     pub fresh: bool,
+    /// SGD with momentum (the paper's) or AdamW.
+    pub optimizer: OptimizerChoice,
+    /// Batches whose gradients are averaged into one update: an effective batch this many
+    /// times larger at the memory of one.
+    pub accumulate: usize,
+    /// The paper's two stages: NetVLAD (and conv5 with `train_conv5`) for the first half of the
+    /// steps, then CRN alone with the rest fixed.
+    pub two_stage: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerChoice {
+    #[default]
+    Sgd,
+    AdamW,
+}
+
+impl std::str::FromStr for OptimizerChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "sgd" => Ok(OptimizerChoice::Sgd),
+            "adamw" => Ok(OptimizerChoice::AdamW),
+            other => Err(Error::invalid(format!(
+                "unknown optimizer {other:?}: use sgd or adamw"
+            ))),
+        }
+    }
+}
+
+/// What trains at a step: everything, or one of the paper's two stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    All,
+    /// NetVLAD, and conv5 when it trains; CRN fixed.
+    NetVlad,
+    /// CRN alone.
+    Crn,
+}
+
+impl Stage {
+    /// The stage of step `step` (0-based) of a run.
+    pub fn at(opts: &TrainOptions, step: usize) -> Stage {
+        match (opts.two_stage, step < opts.max_steps / 2) {
+            (false, _) => Stage::All,
+            (true, true) => Stage::NetVlad,
+            (true, false) => Stage::Crn,
+        }
+    }
+
+    /// Whether the parameter named `name` (checkpoint names) changes in this stage.
+    pub fn trains(self, name: &str) -> bool {
+        let crn = name.starts_with("aggregation.crn.");
+        match self {
+            Stage::All => true,
+            Stage::NetVlad => !crn,
+            Stage::Crn => crn,
+        }
+    }
 }
 
 impl Default for TrainOptions {
@@ -83,7 +145,7 @@ impl Default for TrainOptions {
             momentum: 0.9,
             weight_decay: 0.001,
             thresholds: Thresholds::default(),
-            long_side: 320,
+            long_side: None,
             seed: 2017,
             train_conv5: false,
             verify: true,
@@ -91,6 +153,9 @@ impl Default for TrainOptions {
             checkpoint_every: 25,
             checkpoints: None,
             fresh: false,
+            optimizer: OptimizerChoice::Sgd,
+            accumulate: 1,
+            two_stage: false,
         }
     }
 }
@@ -119,6 +184,8 @@ pub struct TrainReport {
     /// The run's checkpoint when it is kept (the run stopped before its last step): the same
     /// command continues from it.
     pub checkpoint: Option<PathBuf>,
+    /// The training resolution and the memory it was chosen from.
+    pub memory: budget::MemoryPlan,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,6 +211,9 @@ pub struct TrainableAggregation {
     /// conv5_1..conv5_3 (weight, bias) when the last VGG16 block trains too (the paper's first
     /// stage trains conv5 with NetVLAD); empty when the whole backbone is frozen.
     pub conv5: Vec<(Var, Var)>,
+    /// Where the variables live and the steps run: the model's device (features cached in RAM
+    /// are moved there as they are used).
+    pub device: Device,
 }
 
 /// The checkpoint indices of conv5_1, conv5_2, conv5_3 (torchvision's `features` numbering).
@@ -156,10 +226,9 @@ impl TrainableAggregation {
         dtype: DType,
         train_conv5: bool,
     ) -> Result<Self> {
+        let device = model.device.clone();
         let var = |t: &Tensor| -> Result<Var> {
-            Ok(Var::from_tensor(
-                &t.to_device(&Device::Cpu)?.to_dtype(dtype)?,
-            )?)
+            Ok(Var::from_tensor(&t.to_device(&device)?.to_dtype(dtype)?)?)
         };
         let net = &model.net;
         let centroids = var(net.netvlad.centroids())?;
@@ -171,9 +240,7 @@ impl TrainableAggregation {
                     .map(|c| {
                         let b = match c.bias() {
                             Some(b) => b.clone(),
-                            None => {
-                                Tensor::zeros(c.weight().dim(0)?, c.weight().dtype(), &Device::Cpu)?
-                            }
+                            None => Tensor::zeros(c.weight().dim(0)?, c.weight().dtype(), &device)?,
                         };
                         Ok((var(c.weight())?, var(&b)?))
                     })
@@ -186,15 +253,14 @@ impl TrainableAggregation {
                     .map(|&(_, k, out)| {
                         let n = out * 512 * k * k;
                         let w: Vec<f64> = (0..n).map(|_| gaussian(rng) * 0.001).collect();
-                        let w =
-                            Tensor::from_vec(w, (out, 512, k, k), &Device::Cpu)?.to_dtype(dtype)?;
+                        let w = Tensor::from_vec(w, (out, 512, k, k), &device)?.to_dtype(dtype)?;
                         Ok((
                             Var::from_tensor(&w)?,
-                            Var::from_tensor(&Tensor::zeros(out, dtype, &Device::Cpu)?)?,
+                            Var::from_tensor(&Tensor::zeros(out, dtype, &device)?)?,
                         ))
                     })
                     .collect::<Result<Vec<_>>>()?,
-                Var::from_tensor(&Tensor::ones(1, dtype, &Device::Cpu)?)?,
+                Var::from_tensor(&Tensor::ones(1, dtype, &device)?)?,
             ),
         };
         let conv5 = if train_conv5 {
@@ -216,13 +282,14 @@ impl TrainableAggregation {
             crn_filters,
             crn_acc_bias,
             conv5,
+            device,
         })
     }
 
     /// What the frozen backbone hands over -> conv5_3 features: pool4 [B, 512, H/16, W/16]
     /// through the trained conv5 block, or conv5_3 itself when conv5 is frozen.
     pub fn conv5_3(&self, frozen: &Tensor) -> Result<Tensor> {
-        let mut x = frozen.clone();
+        let mut x = frozen.to_device(&self.device)?;
         for (n, (w, b)) in self.conv5.iter().enumerate() {
             x = crate::model::im2col::conv2d_same(&x, w.as_tensor(), Some(b.as_tensor()))?;
             if n + 1 < self.conv5.len() {
@@ -244,6 +311,7 @@ impl TrainableAggregation {
 
     /// conv5_3 features [1, 512, H, W] -> the NetVLAD vector [1, 32768] with the CRN mask.
     pub fn forward(&self, features: &Tensor) -> Result<Tensor> {
+        let features = &features.to_device(&self.device)?;
         let mask = self.crn()?.forward(features)?;
         let netvlad = NetVlad::from_parts(
             self.centroids.as_tensor().clone(),
@@ -295,16 +363,17 @@ impl TrainableAggregation {
             let t = saved
                 .get(&p.name)
                 .ok_or_else(|| Error::Model(format!("the checkpoint lacks {}", p.name)))?;
-            p.var.set(&t.to_dtype(p.var.dtype())?)?;
+            p.var
+                .set(&t.to_device(&self.device)?.to_dtype(p.var.dtype())?)?;
         }
         Ok(())
     }
 
-    /// The tensors under their checkpoint names.
-    pub fn tensors(&self) -> HashMap<String, Tensor> {
+    /// The tensors under their checkpoint names, in RAM (to be saved).
+    pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
         self.params(1.0)
             .into_iter()
-            .map(|p| (p.name.clone(), p.var.as_tensor().detach()))
+            .map(|p| Ok((p.name.clone(), p.var.as_tensor().to_device(&Device::Cpu)?)))
             .collect()
     }
 }
@@ -371,7 +440,10 @@ fn places_of(dataset: &Dataset, rows: &[usize]) -> Result<Places> {
         )),
         Truth::Labels { database, .. } => Ok(Places::Labels {
             labels: rows.iter().map(|&r| database[r].clone()).collect(),
-            areas: None,
+            areas: dataset
+                .database_areas
+                .as_ref()
+                .map(|areas| rows.iter().map(|&r| areas[r].clone()).collect()),
         }),
         Truth::MatchSets(_) => Err(Error::invalid(format!(
             "{}: training needs labels or positions for the database images (a CSV with label or lat,lon columns), not only query-to-reference matches",
@@ -397,11 +469,7 @@ fn features(
         let input = crate::model::describe::batch_tensor(&[&img], &model.device)?;
         let f = if until_pool4 {
             // conv4_3 (10th convolution) and the pooling after it.
-            model
-                .net
-                .backbone
-                .forward_until(&input, 10)?
-                .max_pool2d(2)?
+            model.net.backbone.pool4(&input)?
         } else {
             model.net.features(&input)?
         };
@@ -468,7 +536,22 @@ pub fn train_on_catalog(
     cancel: &CancelToken,
 ) -> Result<(TrainReport, split::SplitSummary)> {
     let photos = split::tagged_photos(catalog)?;
-    let s = split::split_by_place(&photos, block_m, 0.2, opts.thresholds.positive_m, opts.seed)?;
+    // Reference images near the user's places: positives and negatives beside their own photos.
+    let (references, databases) = split::reference_images(
+        catalog,
+        &photos,
+        REFERENCES_NEAR_M,
+        split::MAX_REFERENCES,
+        &catalog.cache_dir().join("training").join("references"),
+    )?;
+    let s = split::split_by_place(
+        &photos,
+        &references,
+        block_m,
+        0.2,
+        opts.thresholds.positive_m,
+        opts.seed,
+    )?;
     let mut report = train(
         model,
         &s.dataset,
@@ -500,8 +583,19 @@ pub fn train_on_catalog(
             ));
         }
     }
+    if !databases.is_empty() {
+        report.reason.push_str(&format!(
+            "; {} reference images from {} joined training",
+            s.summary.training_references,
+            databases.join(", ")
+        ));
+    }
     Ok((report, s.summary))
 }
+
+/// Reference images within this distance of a tagged photo join training: near enough to be
+/// positives of some photo, or the hard negatives of the same neighbourhood.
+const REFERENCES_NEAR_M: f64 = 1000.0;
 
 /// Trains on the database rows `train_rows` of `dataset` and judges on its query rows against its
 /// whole database.
@@ -519,6 +613,19 @@ pub fn train(
     let started = Instant::now();
     let places = places_of(dataset, train_rows)?;
     let mut warnings = Vec::new();
+    let memory = budget::plan(
+        &model.device,
+        opts.long_side,
+        2 * opts.queries + opts.extra,
+        dataset.database.len() + dataset.queries.len(),
+        opts.train_conv5,
+    );
+    warnings.extend(memory.warning.clone());
+    let opts = &TrainOptions {
+        long_side: Some(memory.long_side),
+        ..opts.clone()
+    };
+    let long_side = memory.long_side;
     let (thresholds, note) = places.adapt(opts.thresholds);
     warnings.extend(note);
     let trainable = places.trainable(&thresholds, None);
@@ -538,7 +645,7 @@ pub fn train(
     let db_frozen = features(
         model,
         &dataset.database,
-        opts.long_side,
+        long_side,
         opts.train_conv5,
         &mut meter,
         cancel,
@@ -546,7 +653,7 @@ pub fn train(
     let q_frozen = features(
         model,
         &dataset.queries,
-        opts.long_side,
+        long_side,
         opts.train_conv5,
         &mut meter,
         cancel,
@@ -613,9 +720,14 @@ pub fn train(
         Some(v) => places.trainable(&thresholds, Some(v)),
         None => trainable,
     };
-    let mut sgd = Sgd::new(
+    let mut optimizer = Optimizer::with_method(
         agg.params(opts.crn_lr_mult),
-        opts.momentum,
+        match opts.optimizer {
+            OptimizerChoice::Sgd => Method::Sgd {
+                momentum: opts.momentum,
+            },
+            OptimizerChoice::AdamW => Method::ADAMW,
+        },
         opts.weight_decay,
     );
     let fingerprint = run_fingerprint(model, dataset, train_rows, opts);
@@ -629,26 +741,29 @@ pub fn train(
     if let Some(dir) = checkpoint_dir.as_ref().filter(|_| !opts.fresh) {
         if let Some(saved) = checkpoint::load(dir, &fingerprint)? {
             agg.restore(&saved.params)?;
-            sgd.restore_velocities(&saved.velocities);
+            optimizer.restore_velocities(&saved.velocities, saved.state.updates)?;
             rng = Rng::new(saved.state.rng);
             losses = saved.state.losses;
             earlier_seconds = saved.state.seconds;
             resumed_from = Some(saved.state.step);
         }
     }
-    let save_checkpoint = |losses: &[f64], rng: &Rng, sgd: &Sgd| -> Result<()> {
+    let save_checkpoint = |losses: &[f64], rng: &Rng, optimizer: &Optimizer| -> Result<()> {
         let Some(dir) = &checkpoint_dir else {
             return Ok(());
         };
-        let state = checkpoint::CheckpointState::new(
-            &fingerprint,
-            losses.len(),
-            losses,
-            rng.state(),
-            earlier_seconds + started.elapsed().as_secs_f64(),
-        );
-        let params: Vec<(String, Tensor)> = agg.tensors().into_iter().collect();
-        checkpoint::save(dir, &state, &params, &sgd.velocities())?;
+        let state = checkpoint::CheckpointState {
+            updates: optimizer.updates,
+            ..checkpoint::CheckpointState::new(
+                &fingerprint,
+                losses.len(),
+                losses,
+                rng.state(),
+                earlier_seconds + started.elapsed().as_secs_f64(),
+            )
+        };
+        let params: Vec<(String, Tensor)> = agg.tensors()?.into_iter().collect();
+        checkpoint::save(dir, &state, &params, &optimizer.velocities()?)?;
         std::fs::write(dir.join("loss.svg"), checkpoint::loss_curve_svg(losses)).at(dir)
     };
     meter.stage("training", Some(opts.max_steps as u64));
@@ -665,40 +780,55 @@ pub fn train(
         {
             break;
         }
-        let batch = sample_batch(
-            &places,
-            &thresholds,
-            verified.as_ref(),
-            &trainable,
-            opts.queries,
-            opts.extra,
-            &mut rng,
-        );
-        let crops = roi_crops(&batch, verified.as_ref(), &mut rng);
-        let desc = batch
-            .images
-            .iter()
-            .zip(&crops)
-            .map(|(&i, crop)| {
-                let f = agg.conv5_3(&db_frozen[train_rows[i]])?;
-                match crop {
-                    Some(region) => agg.forward(&crop_region(&f, *region)?),
-                    None => agg.forward(&f),
+        // One update from the mean gradient of `accumulate` batches.
+        let stage = Stage::at(opts, losses.len());
+        let mut accumulated = Accumulated::default();
+        let mut step_loss = 0.0;
+        for _ in 0..opts.accumulate.max(1) {
+            let batch = sample_batch(
+                &places,
+                &thresholds,
+                verified.as_ref(),
+                &trainable,
+                opts.queries,
+                opts.extra,
+                &mut rng,
+            );
+            let crops = roi_crops(&batch, verified.as_ref(), &mut rng);
+            let desc = batch
+                .images
+                .iter()
+                .zip(&crops)
+                .map(|(&i, crop)| {
+                    let f = agg.conv5_3(&db_frozen[train_rows[i]])?;
+                    match crop {
+                        Some(region) => agg.forward(&crop_region(&f, *region)?),
+                        None => agg.forward(&f),
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let desc = Tensor::cat(&desc, 0)?;
+            match batch_loss(&desc, &batch, opts.margin, &mut rng)? {
+                Some(loss) => {
+                    step_loss += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                    accumulated.add(&optimizer.params, &loss.backward()?)?;
                 }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let desc = Tensor::cat(&desc, 0)?;
-        if let Some(loss) = batch_loss(&desc, &batch, opts.margin, &mut rng)? {
-            losses.push(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?);
-            let grads = loss.backward()?;
-            sgd.step(&grads, opts.lr)?;
-        } else {
-            losses.push(0.0);
+                // No negative violates the margin: a zero loss, and no gradient.
+                None => accumulated.batches += 1,
+            }
+        }
+        losses.push(step_loss / accumulated.batches as f64);
+        if !accumulated.is_empty() {
+            optimizer.step_with(opts.lr, |p| accumulated.mean(p), |name| stage.trains(name))?;
         }
         if opts.checkpoint_every > 0 && losses.len() % opts.checkpoint_every == 0 {
-            save_checkpoint(&losses, &rng, &sgd)?;
+            save_checkpoint(&losses, &rng, &optimizer)?;
         }
-        meter.detail = Some(format!("loss {:.4}", recent_mean(&losses, 10)));
+        meter.detail = Some(match stage {
+            Stage::All => format!("loss {:.4}", recent_mean(&losses, 10)),
+            Stage::NetVlad => format!("stage 1 (NetVLAD), loss {:.4}", recent_mean(&losses, 10)),
+            Stage::Crn => format!("stage 2 (CRN), loss {:.4}", recent_mean(&losses, 10)),
+        });
         meter.advance(1);
     }
     let steps = losses.len();
@@ -706,7 +836,7 @@ pub fn train(
     // Stopped before the last step: keep the checkpoint so that the same command continues.
     let unfinished = steps < opts.max_steps;
     if unfinished {
-        save_checkpoint(&losses, &rng, &sgd)?;
+        save_checkpoint(&losses, &rng, &optimizer)?;
     }
     if cancelled {
         meter.finish();
@@ -734,6 +864,7 @@ pub fn train(
             verification,
             resumed_from,
             checkpoint: kept,
+            memory,
         });
     }
 
@@ -839,6 +970,7 @@ pub fn train(
         verification,
         resumed_from,
         checkpoint: kept,
+        memory,
     })
 }
 
@@ -957,7 +1089,10 @@ fn run_fingerprint(
 ) -> String {
     let mut o = serde_json::to_value(opts).unwrap_or_default();
     if let Some(map) = o.as_object_mut() {
-        map.remove("max_steps");
+        // max_steps shapes a two-stage schedule (its halfway point); otherwise it only bounds the run.
+        if !opts.two_stage {
+            map.remove("max_steps");
+        }
         map.remove("max_minutes");
         map.remove("checkpoint_every");
     }
@@ -966,6 +1101,7 @@ fn run_fingerprint(
         "database": dataset.database,
         "queries": dataset.queries,
         "places": format!("{:?}", dataset.truth),
+        "areas": dataset.database_areas,
         "train_rows": train_rows,
         "options": o,
     }))
@@ -986,14 +1122,17 @@ fn save_model(
 ) -> Result<PathBuf> {
     let mut tensors = candle_core::safetensors::load(&model.weights_path, &Device::Cpu)?;
     tensors.retain(|k, _| !k.starts_with("aggregation.") && !k.starts_with("whiten."));
-    tensors.extend(agg.tensors());
+    tensors.extend(agg.tensors()?);
     if let Some(w) = whiten {
         tensors.insert("whiten.mean".into(), w.mean().clone());
         tensors.insert("whiten.weight".into(), w.weight().clone());
     }
     let tensors: HashMap<String, Tensor> = tensors
         .into_iter()
-        .map(|(k, v)| Ok((k, v.to_dtype(DType::F16)?.contiguous()?)))
+        .map(|(k, v)| {
+            let v = v.to_device(&Device::Cpu)?.to_dtype(DType::F16)?;
+            Ok((k, v.contiguous()?))
+        })
         .collect::<Result<_>>()?;
     std::fs::create_dir_all(out).map_err(|e| Error::invalid(format!("{}: {e}", out.display())))?;
     let weights = out.join(crate::model::card::WEIGHTS_FILE);
@@ -1012,7 +1151,7 @@ fn save_model(
     );
     card.descriptor.crn = true;
     // Trained and whitened at this size: it is the size the new model is judged and used at.
-    card.input.long_side = opts.long_side;
+    card.input.long_side = opts.long_side.unwrap_or(card.input.long_side);
     card.descriptor.whitened_dim = whiten.map(|w| w.output_dim());
     card.weights.sha256 = Some(crate::model::sha256_file(&weights)?);
     card.weights.bytes = std::fs::metadata(&weights).ok().map(|m| m.len());
@@ -1056,7 +1195,69 @@ mod tests {
                 .collect(),
             crn_acc_bias: Var::from_tensor(&Tensor::full(0.5f64, 1, &dev).unwrap()).unwrap(),
             conv5: Vec::new(),
+            device: dev.clone(),
         }
+    }
+
+    /// The paper's two stages: NetVLAD moves and CRN stays for the first half of the steps, then
+    /// the reverse.
+    #[test]
+    fn two_stages_train_netvlad_then_crn() {
+        let mut rng = Rng::new(5);
+        let agg = random_aggregation(&mut rng);
+        let features: Vec<Tensor> = (0..3)
+            .map(|_| {
+                let v: Vec<f64> = (0..512 * 16).map(|_| gaussian(&mut rng).abs()).collect();
+                Tensor::from_vec(v, (1, 512, 4, 4), &Device::Cpu).unwrap()
+            })
+            .collect();
+        let opts = TrainOptions {
+            max_steps: 4,
+            two_stage: true,
+            ..Default::default()
+        };
+        let mut optimizer = Optimizer::new(agg.params(10.0), 0.9, 0.0);
+        let snapshot = |agg: &TrainableAggregation| -> (Vec<f64>, Vec<f64>) {
+            let flat = |t: &Tensor| -> Vec<f64> { t.flatten_all().unwrap().to_vec1().unwrap() };
+            (
+                flat(agg.centroids.as_tensor()),
+                flat(agg.crn_filters[0].0.as_tensor()),
+            )
+        };
+        let mut seen = vec![snapshot(&agg)];
+        for step in 0..4 {
+            let stage = Stage::at(&opts, step);
+            // Pull the first two descriptors together and push the third away.
+            let d: Vec<Tensor> = features.iter().map(|f| agg.forward(f).unwrap()).collect();
+            let loss = ((d[0].mul(&d[2]).unwrap().sum_all().unwrap()
+                - d[0].mul(&d[1]).unwrap().sum_all().unwrap())
+            .unwrap()
+                + 0.5)
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            optimizer
+                .step_with(
+                    0.1,
+                    |p| Ok(grads.get(p.var.as_tensor()).cloned()),
+                    |n| stage.trains(n),
+                )
+                .unwrap();
+            seen.push(snapshot(&agg));
+        }
+        assert_eq!(Stage::at(&opts, 1), Stage::NetVlad);
+        assert_eq!(Stage::at(&opts, 2), Stage::Crn);
+        for step in 0..4 {
+            let (before, after) = (&seen[step], &seen[step + 1]);
+            let (netvlad_moved, crn_moved) = (before.0 != after.0, before.1 != after.1);
+            if step < 2 {
+                assert!(netvlad_moved && !crn_moved, "stage 1, step {step}");
+            } else {
+                assert!(!netvlad_moved && crn_moved, "stage 2, step {step}");
+            }
+        }
+        let all = TrainOptions::default();
+        assert!(Stage::at(&all, 0).trains("aggregation.crn.w3.weight"));
+        assert!(Stage::at(&all, 0).trains("backbone.24.weight"));
     }
 
     /// The aggregation's backward pass agrees with finite differences (f64, tiny input).
@@ -1219,13 +1420,7 @@ mod tests {
             image::Rgb([(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8])
         });
         let input = crate::model::describe::batch_tensor(&[&img], &Device::Cpu).unwrap();
-        let pool4 = model
-            .net
-            .backbone
-            .forward_until(&input, 10)
-            .unwrap()
-            .max_pool2d(2)
-            .unwrap();
+        let pool4 = model.net.backbone.pool4(&input).unwrap();
         let ours = agg.conv5_3(&pool4).unwrap();
         let theirs = model.net.backbone.forward(&input).unwrap();
         let diff = (ours - theirs)
