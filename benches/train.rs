@@ -17,9 +17,9 @@ use candle_core::{DType, Device, Tensor};
 use pinpoint::model::build::Rng;
 use pinpoint::model::device::{self, DeviceChoice};
 use pinpoint::model::{default_model_path, LoadedModel};
-use pinpoint::train::mining::{sample_batch, Places, Thresholds};
-use pinpoint::train::optim::Sgd;
-use pinpoint::train::{batch_loss, TrainableAggregation};
+use pinpoint::train::mining::{Places, Thresholds};
+use pinpoint::train::optim::Optimizer;
+use pinpoint::train::{training_step, Stage, StepData, TrainOptions, TrainableAggregation};
 
 mod common;
 use common::{arg, peak_rss_mb};
@@ -85,20 +85,30 @@ fn run_one(w: u32, h: u32, conv5: bool, steps: usize, queries: usize, extra: usi
     let trainable = places.trainable(&t, None);
     let mut rng = Rng::new(1);
     let agg = TrainableAggregation::from_model(&model, &mut rng, DType::F32, conv5).unwrap();
-    let mut sgd = Sgd::new(agg.params(10.0), 0.9, 0.001);
+    let opts = TrainOptions {
+        queries,
+        extra,
+        ..Default::default()
+    };
+    let mut optimizer = Optimizer::new(
+        agg.params(opts.crn_lr_mult),
+        opts.momentum,
+        opts.weight_decay,
+    );
+    let frozen: Vec<&Tensor> = frozen.iter().collect();
+    let data = StepData {
+        places: &places,
+        thresholds: &t,
+        verified: None,
+        trainable: &trainable,
+        frozen: &frozen,
+    };
     let mut images = 0;
+    // The step `pinpoint train` takes.
     let mut step = |rng: &mut Rng| {
-        let batch = sample_batch(&places, &t, None, &trainable, queries, extra, rng);
-        let desc: Vec<Tensor> = batch
-            .images
-            .iter()
-            .map(|&i| agg.forward(&agg.conv5_3(&frozen[i]).unwrap()).unwrap())
-            .collect();
-        let desc = Tensor::cat(&desc, 0).unwrap();
-        if let Some(loss) = batch_loss(&desc, &batch, 0.25, rng).unwrap() {
-            sgd.step(&loss.backward().unwrap(), 0.001).unwrap();
-        }
-        batch.images.len()
+        training_step(&agg, &mut optimizer, &data, &opts, Stage::All, rng)
+            .unwrap()
+            .1
     };
     step(&mut rng); // warm-up
     device.synchronize().unwrap();

@@ -766,6 +766,14 @@ pub fn train(
         checkpoint::save(dir, &state, &params, &optimizer.velocities()?)?;
         std::fs::write(dir.join("loss.svg"), checkpoint::loss_curve_svg(losses)).at(dir)
     };
+    let train_frozen: Vec<&Tensor> = train_rows.iter().map(|&r| &db_frozen[r]).collect();
+    let step_data = StepData {
+        places: &places,
+        thresholds: &thresholds,
+        verified: verified.as_ref(),
+        trainable: &trainable,
+        frozen: &train_frozen,
+    };
     meter.stage("training", Some(opts.max_steps as u64));
     meter.done = losses.len() as u64;
     let mut cancelled = false;
@@ -780,47 +788,9 @@ pub fn train(
         {
             break;
         }
-        // One update from the mean gradient of `accumulate` batches.
         let stage = Stage::at(opts, losses.len());
-        let mut accumulated = Accumulated::default();
-        let mut step_loss = 0.0;
-        for _ in 0..opts.accumulate.max(1) {
-            let batch = sample_batch(
-                &places,
-                &thresholds,
-                verified.as_ref(),
-                &trainable,
-                opts.queries,
-                opts.extra,
-                &mut rng,
-            );
-            let crops = roi_crops(&batch, verified.as_ref(), &mut rng);
-            let desc = batch
-                .images
-                .iter()
-                .zip(&crops)
-                .map(|(&i, crop)| {
-                    let f = agg.conv5_3(&db_frozen[train_rows[i]])?;
-                    match crop {
-                        Some(region) => agg.forward(&crop_region(&f, *region)?),
-                        None => agg.forward(&f),
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let desc = Tensor::cat(&desc, 0)?;
-            match batch_loss(&desc, &batch, opts.margin, &mut rng)? {
-                Some(loss) => {
-                    step_loss += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                    accumulated.add(&optimizer.params, &loss.backward()?)?;
-                }
-                // No negative violates the margin: a zero loss, and no gradient.
-                None => accumulated.batches += 1,
-            }
-        }
-        losses.push(step_loss / accumulated.batches as f64);
-        if !accumulated.is_empty() {
-            optimizer.step_with(opts.lr, |p| accumulated.mean(p), |name| stage.trains(name))?;
-        }
+        let (loss, _) = training_step(&agg, &mut optimizer, &step_data, opts, stage, &mut rng)?;
+        losses.push(loss);
         if opts.checkpoint_every > 0 && losses.len() % opts.checkpoint_every == 0 {
             save_checkpoint(&losses, &rng, &optimizer)?;
         }
@@ -1036,6 +1006,72 @@ fn verify_positives(
 
 /// The region-of-interest crops of a batch (the paper's augmentation): each query, half of the
 /// time, is cropped to the box of its inliers with a verified positive in the batch.
+/// What the training steps draw their batches from.
+pub struct StepData<'a> {
+    pub places: &'a Places,
+    pub thresholds: &'a Thresholds,
+    /// Geometrically verified positives (`None`: geographic neighbours are positives).
+    pub verified: Option<&'a mining::VerifiedPairs>,
+    /// The images that can be queries (with a positive and a negative each).
+    pub trainable: &'a [usize],
+    /// The frozen features of each training image (conv5_3, or pool4 when conv5 trains), as
+    /// `places` numbers the images.
+    pub frozen: &'a [&'a Tensor],
+}
+
+/// One update: `opts.accumulate` batches are sampled, described (queries cropped to their
+/// verified region half the time) and scored by the margin loss; their mean gradient updates
+/// what `stage` trains. Returns the mean loss and the number of images described.
+pub fn training_step(
+    agg: &TrainableAggregation,
+    optimizer: &mut Optimizer,
+    data: &StepData,
+    opts: &TrainOptions,
+    stage: Stage,
+    rng: &mut Rng,
+) -> Result<(f64, usize)> {
+    let mut accumulated = Accumulated::default();
+    let (mut loss_sum, mut images) = (0.0, 0);
+    for _ in 0..opts.accumulate.max(1) {
+        let batch = sample_batch(
+            data.places,
+            data.thresholds,
+            data.verified,
+            data.trainable,
+            opts.queries,
+            opts.extra,
+            rng,
+        );
+        let crops = roi_crops(&batch, data.verified, rng);
+        let desc = batch
+            .images
+            .iter()
+            .zip(&crops)
+            .map(|(&i, crop)| {
+                let f = agg.conv5_3(data.frozen[i])?;
+                match crop {
+                    Some(region) => agg.forward(&crop_region(&f, *region)?),
+                    None => agg.forward(&f),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        images += desc.len();
+        let desc = Tensor::cat(&desc, 0)?;
+        match batch_loss(&desc, &batch, opts.margin, rng)? {
+            Some(loss) => {
+                loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                accumulated.add(&optimizer.params, &loss.backward()?)?;
+            }
+            // No negative violates the margin: a zero loss, and no gradient.
+            None => accumulated.batches += 1,
+        }
+    }
+    if !accumulated.is_empty() {
+        optimizer.step_with(opts.lr, |p| accumulated.mean(p), |name| stage.trains(name))?;
+    }
+    Ok((loss_sum / accumulated.batches as f64, images))
+}
+
 fn roi_crops(
     batch: &mining::Batch,
     verified: Option<&mining::VerifiedPairs>,
@@ -1172,14 +1208,59 @@ fn save_model(
 mod tests {
     use super::*;
 
+    /// Gaussian f64 values times `scale`, on the CPU.
+    fn rand(shape: (usize, usize, usize, usize), scale: f64, rng: &mut Rng) -> Tensor {
+        let n = shape.0 * shape.1 * shape.2 * shape.3;
+        let v: Vec<f64> = (0..n).map(|_| gaussian(rng) * scale).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// Checks the backward pass's gradient `grad` of `var` against central finite differences of
+    /// `f` (step `eps`) at the `coords` coordinates of largest gradient, within
+    /// `abs_tol + rel_tol * max(|numeric|, |backward|)`; `var` gets its value back. Returns the
+    /// number of coordinates checked.
+    fn assert_gradient_matches(
+        name: &str,
+        var: &Var,
+        grad: &Tensor,
+        f: impl Fn() -> f64,
+        eps: f64,
+        coords: usize,
+        (abs_tol, rel_tol): (f64, f64),
+    ) -> usize {
+        let g: Vec<f64> = grad.flatten_all().unwrap().to_vec1().unwrap();
+        let w0: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let shape = var.as_tensor().shape().clone();
+        let set = |w: Vec<f64>| {
+            var.set(&Tensor::from_vec(w, shape.clone(), &Device::Cpu).unwrap())
+                .unwrap()
+        };
+        let mut idx: Vec<usize> = (0..g.len()).collect();
+        idx.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
+        let mut checked = 0;
+        for &i in idx.iter().take(coords) {
+            let at = |delta: f64| {
+                let mut w = w0.clone();
+                w[i] += delta;
+                set(w);
+                f()
+            };
+            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+            set(w0.clone());
+            let tol = abs_tol + rel_tol * numeric.abs().max(g[i].abs());
+            assert!(
+                (numeric - g[i]).abs() < tol,
+                "{name}[{i}]: backward {} vs finite difference {numeric}",
+                g[i]
+            );
+            checked += 1;
+        }
+        checked
+    }
+
     /// A CRN + NetVLAD of random f64 values, for gradient checks.
     fn random_aggregation(rng: &mut Rng) -> TrainableAggregation {
         let dev = Device::Cpu;
-        let rand = |shape: (usize, usize, usize, usize), scale: f64, rng: &mut Rng| {
-            let n = shape.0 * shape.1 * shape.2 * shape.3;
-            let v: Vec<f64> = (0..n).map(|_| gaussian(rng) * scale).collect();
-            Tensor::from_vec(v, shape, &dev).unwrap()
-        };
         let centroids = rand((64, 512, 1, 1), 0.05, rng).reshape((64, 512)).unwrap();
         TrainableAggregation {
             centroids: Var::from_tensor(&centroids).unwrap(),
@@ -1263,69 +1344,35 @@ mod tests {
     /// The aggregation's backward pass agrees with finite differences (f64, tiny input).
     #[test]
     fn gradients_match_finite_differences() {
-        let dev = Device::Cpu;
         let mut rng = Rng::new(3);
-        let rand = |shape: (usize, usize, usize, usize), scale: f64, rng: &mut Rng| {
-            let n = shape.0 * shape.1 * shape.2 * shape.3;
-            let v: Vec<f64> = (0..n).map(|_| gaussian(rng) * scale).collect();
-            Tensor::from_vec(v, shape, &dev).unwrap()
-        };
         let features = rand((1, 512, 4, 4), 1.0, &mut rng).relu().unwrap();
         let agg = random_aggregation(&mut rng);
         // A scalar of the descriptor: its dot product with a fixed random direction.
         let dir = rand((1, 1, 1, 32768), 1.0, &mut rng)
             .reshape((1, 32768))
             .unwrap();
-        let f = |agg: &TrainableAggregation| -> f64 {
+        let scalar = || {
             (agg.forward(&features).unwrap() * &dir)
                 .unwrap()
                 .sum_all()
                 .unwrap()
-                .to_scalar::<f64>()
-                .unwrap()
         };
-        let loss = (agg.forward(&features).unwrap() * &dir)
-            .unwrap()
-            .sum_all()
-            .unwrap();
-        let grads = loss.backward().unwrap();
-        let eps = 1e-6;
+        let grads = scalar().backward().unwrap();
         let mut checked = 0;
+        // A few coordinates per parameter, the largest gradients among them.
         for p in agg.params(1.0) {
             let g = grads
                 .get(p.var.as_tensor())
                 .expect("every parameter gets a gradient");
-            let g: Vec<f64> = g.flatten_all().unwrap().to_vec1().unwrap();
-            let w0: Vec<f64> = p.var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-            // A few coordinates per parameter, the largest gradients among them.
-            let mut idx: Vec<usize> = (0..g.len()).collect();
-            idx.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
-            for &i in idx.iter().take(3) {
-                let shape = p.var.as_tensor().shape().clone();
-                let mut w = w0.clone();
-                w[i] += eps;
-                p.var
-                    .set(&Tensor::from_vec(w.clone(), shape.clone(), &dev).unwrap())
-                    .unwrap();
-                let up = f(&agg);
-                w[i] -= 2.0 * eps;
-                p.var
-                    .set(&Tensor::from_vec(w, shape.clone(), &dev).unwrap())
-                    .unwrap();
-                let down = f(&agg);
-                p.var
-                    .set(&Tensor::from_vec(w0.clone(), shape, &dev).unwrap())
-                    .unwrap();
-                let numeric = (up - down) / (2.0 * eps);
-                let tol = 1e-5 + 1e-3 * numeric.abs().max(g[i].abs());
-                assert!(
-                    (numeric - g[i]).abs() < tol,
-                    "{}[{i}]: backward {} vs finite difference {numeric}",
-                    p.name,
-                    g[i]
-                );
-                checked += 1;
-            }
+            checked += assert_gradient_matches(
+                &p.name,
+                &p.var,
+                g,
+                || scalar().to_scalar::<f64>().unwrap(),
+                1e-6,
+                3,
+                (1e-5, 1e-3),
+            );
         }
         // Three coordinates of each of the 8 tensors, and the accumulator bias (one value).
         assert_eq!(checked, 8 * 3 + 1);
@@ -1339,11 +1386,6 @@ mod tests {
         use candle_nn::{VarBuilder, VarMap};
         let dev = Device::Cpu;
         let mut rng = Rng::new(5);
-        let rand = |shape: (usize, usize, usize, usize), scale: f64, rng: &mut Rng| {
-            let n = shape.0 * shape.1 * shape.2 * shape.3;
-            let v: Vec<f64> = (0..n).map(|_| gaussian(rng) * scale).collect();
-            Tensor::from_vec(v, shape, &dev).unwrap()
-        };
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F64, &dev);
         let vgg = crate::model::vgg16::Vgg16::new(vb.pp("backbone")).unwrap();
@@ -1372,38 +1414,27 @@ mod tests {
         checked.push(("image".into(), image.clone()));
         checked.push(("crn.filter_5_5.weight".into(), agg.crn_filters[1].0.clone()));
         checked.push(("netvlad.centroids".into(), agg.centroids.clone()));
-        let eps = 1e-5;
         for (name, var) in checked {
-            let g: Vec<f64> = grads
+            let g = grads
                 .get(var.as_tensor())
-                .unwrap_or_else(|| panic!("{name} gets a gradient"))
-                .flatten_all()
+                .unwrap_or_else(|| panic!("{name} gets a gradient"));
+            let largest = g
+                .abs()
                 .unwrap()
-                .to_vec1()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
                 .unwrap();
-            let w0: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-            let shape = var.as_tensor().shape().clone();
-            let mut idx: Vec<usize> = (0..g.len()).collect();
-            idx.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
-            assert!(g[idx[0]].abs() > 0.0, "{name}: all-zero gradient");
-            for &i in idx.iter().take(2) {
-                let at = |delta: f64| {
-                    let mut w = w0.clone();
-                    w[i] += delta;
-                    var.set(&Tensor::from_vec(w, shape.clone(), &dev).unwrap())
-                        .unwrap();
-                    scalar().to_scalar::<f64>().unwrap()
-                };
-                let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-                var.set(&Tensor::from_vec(w0.clone(), shape.clone(), &dev).unwrap())
-                    .unwrap();
-                let tol = 1e-6 + 2e-3 * numeric.abs().max(g[i].abs());
-                assert!(
-                    (numeric - g[i]).abs() < tol,
-                    "{name}[{i}]: backward {} vs finite difference {numeric}",
-                    g[i]
-                );
-            }
+            assert!(largest > 0.0, "{name}: all-zero gradient");
+            assert_gradient_matches(
+                &name,
+                &var,
+                g,
+                || scalar().to_scalar::<f64>().unwrap(),
+                1e-5,
+                2,
+                (1e-6, 2e-3),
+            );
         }
     }
 

@@ -65,11 +65,8 @@ pub struct Optimizer {
     pub updates: u64,
 }
 
-/// The SGD the paper trains with.
-pub type Sgd = Optimizer;
-
 impl Optimizer {
-    /// SGD with momentum.
+    /// SGD with momentum (the paper's).
     pub fn new(params: Vec<Param>, momentum: f64, weight_decay: f64) -> Self {
         Self::with_method(params, Method::Sgd { momentum }, weight_decay)
     }
@@ -241,7 +238,7 @@ mod tests {
     fn momentum_and_weight_decay_follow_the_caffe_update() {
         // From w = 1, lr 0.1, momentum 0.9, decay 0.01, multiplier 2.
         let var = Var::from_tensor(&Tensor::new(&[1.0f64], &Device::Cpu).unwrap()).unwrap();
-        let mut sgd = Sgd::new(vec![Param::new("w", var.clone(), 2.0)], 0.9, 0.01);
+        let mut sgd = Optimizer::new(vec![Param::new("w", var.clone(), 2.0)], 0.9, 0.01);
         let (mut w, mut v) = (1.0f64, 0.0f64);
         for _ in 0..5 {
             sgd.step(&half_square(&var), 0.1).unwrap();

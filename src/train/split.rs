@@ -122,37 +122,34 @@ pub fn reference_images(
             continue;
         }
         let before = found.len();
-        let mut stmt = file
-            .connection()
-            .prepare("SELECT id, lat, lon FROM refs WHERE image IS NOT NULL")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, i64>(0)?, GeoPoint::new(r.get(1)?, r.get(2)?)))
-        })?;
-        for row in rows {
-            let (id, at) = row?;
-            if let Some(d) = nearest_photo_m(&at) {
-                found.push((d, databases.len(), id, at));
+        {
+            let mut stmt = file
+                .connection()
+                .prepare("SELECT id, lat, lon FROM refs WHERE image IS NOT NULL")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, GeoPoint::new(r.get(1)?, r.get(2)?)))
+            })?;
+            for row in rows {
+                let (id, at) = row?;
+                if let Some(d) = nearest_photo_m(&at) {
+                    found.push((d, databases.len(), id, at));
+                }
             }
         }
         if found.len() > before {
-            databases.push(db);
+            databases.push((db.name, file));
         }
     }
     found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     found.truncate(max);
-    // Ids in the order the database files are read.
+    // In file order, database by database.
     found.sort_by_key(|f| (f.1, f.2));
     let mut out = Vec::with_capacity(found.len());
-    let mut open: Option<(usize, crate::refdb::format::RefDb)> = None;
     for (_, d, id, position) in found {
-        let db = &databases[d];
-        let dir = folder.join(file_name_safe(&db.name));
+        let (name, file) = &databases[d];
+        let dir = folder.join(file_name_safe(name));
         let path = dir.join(format!("{id}.jpg"));
         if !path.exists() {
-            if open.as_ref().is_none_or(|(n, _)| *n != d) {
-                open = Some((d, crate::refdb::format::RefDb::open_installed(&db.path)?));
-            }
-            let file = &open.as_ref().unwrap().1;
             let image: Vec<u8> =
                 file.connection()
                     .query_row("SELECT image FROM refs WHERE id = ?1", [id], |r| r.get(0))?;
@@ -164,7 +161,7 @@ pub fn reference_images(
         }
         out.push(TaggedPhoto { path, position });
     }
-    Ok((out, databases.into_iter().map(|d| d.name).collect()))
+    Ok((out, databases.into_iter().map(|(name, _)| name).collect()))
 }
 
 /// A database name as a folder name.
