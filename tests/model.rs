@@ -209,12 +209,63 @@ fn without_crn_tensors_the_mask_is_one() {
     assert!(d < 1e-6);
 }
 
+/// Runs the CLI without the test run's content cache: these tests compare what the network
+/// computes from different weights and inputs, which a cache hit would answer for it.
 fn run_pinpoint(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pinpoint"))
+        .env_remove(pinpoint::model::content_cache::CONTENT_CACHE_VAR)
         .arg("--quiet")
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Files under the content cache's folder, recursively.
+fn cache_entries(dir: &Path) -> usize {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .count()
+}
+
+/// `$PINPOINT_CONTENT_CACHE`: a descriptor computed by one process is served to the next by the
+/// file's content (a renamed copy is a hit), exactly as computed; other settings, another image
+/// or an edited one are computed afresh.
+#[test]
+fn the_content_cache_serves_descriptors_by_content_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let describe = |image: &Path, long_side: &str| -> Vec<f32> {
+        let out = Command::new(env!("CARGO_BIN_EXE_pinpoint"))
+            .env(pinpoint::model::content_cache::CONTENT_CACHE_VAR, &cache)
+            .args(["--quiet", "describe", "--json", "--long-side", long_side])
+            .arg(image)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        serde_json::from_value(v[0]["descriptor"].clone()).unwrap()
+    };
+    let original = places().join("berlin-triplet/01.jpg");
+    let copy = dir.path().join("renamed copy.jpg");
+    copy_into(&original, &copy);
+
+    let uncached = describe_json(&default_model_path(), &original, &["--long-side", "224"]);
+    let first = describe(&original, "224");
+    assert_eq!(cache_entries(&cache), 1);
+    assert_eq!(first, uncached, "a computed descriptor is what the network gives");
+    let again = describe(&copy, "224");
+    assert_eq!(cache_entries(&cache), 1, "the renamed copy is served from the cache");
+    assert_eq!(again, first);
+
+    describe(&original, "320");
+    assert_eq!(cache_entries(&cache), 2, "another input size is another entry");
+    // Editing the copy (another photo's bytes) makes it a new image.
+    copy_into(&places().join("berlin-triplet/02.jpg"), &copy);
+    let edited = describe(&copy, "224");
+    assert_eq!(cache_entries(&cache), 3);
+    assert_ne!(edited, first);
 }
 
 fn describe_json(model: &Path, image: &Path, extra: &[&str]) -> Vec<f32> {

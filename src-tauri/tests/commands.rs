@@ -28,6 +28,11 @@ fn app() -> App {
 
 /// As [`app`], with `before(catalog, library)` run on the catalog before the app opens it.
 fn app_with(before: impl FnOnce(&Path, &Path)) -> App {
+    // Pausing a describe job needs describing to take real time: no answers from the test run's
+    // content cache in this process (every test comes here before the engine reads the variable).
+    static NO_CONTENT_CACHE: std::sync::Once = std::sync::Once::new();
+    NO_CONTENT_CACHE
+        .call_once(|| std::env::remove_var(pinpoint::model::content_cache::CONTENT_CACHE_VAR));
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("Pictures");
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample-library");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 
+use super::content_cache::{device_kind, file_hash, CacheKey, ContentCache};
 use super::preprocess::{fit_input, to_tensor};
 use super::{LoadedModel, Stage};
 use crate::error::{Error, Result};
@@ -63,7 +64,9 @@ struct Decoded {
 }
 
 /// Describes `jobs`, calling `on_result(index, result)` for each as soon as it is known (in no
-/// particular order). Stops early, with `Err(Cancelled)`, when `cancel` is set.
+/// particular order). Stops early, with `Err(Cancelled)`, when `cancel` is set. With a content
+/// cache (`$PINPOINT_CONTENT_CACHE`), images described before with the same model and settings
+/// are answered from it and only the others run through the network.
 pub fn describe_stream(
     model: &LoadedModel,
     jobs: &[DescribeJob],
@@ -74,6 +77,71 @@ pub fn describe_stream(
 ) -> Result<()> {
     let mut meter = ProgressMeter::new(progress, "describe");
     meter.stage("describing", Some(jobs.len() as u64));
+    let Some(cache) = ContentCache::from_env() else {
+        return describe_uncached(model, jobs, opts, &mut meter, cancel, &mut on_result);
+    };
+    let kind = match opts.stage {
+        Stage::NetVlad => "netvlad",
+        Stage::Descriptor => "descriptor",
+    };
+    let device = device_kind(&model.device);
+    // A file that cannot be hashed is described (and fails) as without a cache.
+    let mut keyed: Vec<Option<String>> = Vec::with_capacity(jobs.len());
+    let mut missing: Vec<usize> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        cancel.check()?;
+        let content = file_hash(&job.path).ok();
+        let settings = describe_settings(opts.long_side, job.orientation);
+        let hit = content.as_deref().and_then(|c| {
+            cache.get(&CacheKey {
+                kind,
+                model_hash: &model.hash,
+                device,
+                settings: settings.clone(),
+                content: c,
+            })
+        });
+        match hit {
+            Some(v) => {
+                meter.advance(1);
+                on_result(i, Ok(v))?;
+            }
+            None => missing.push(i),
+        }
+        keyed.push(content);
+    }
+    let sub: Vec<DescribeJob> = missing.iter().map(|&i| jobs[i].clone()).collect();
+    describe_uncached(model, &sub, opts, &mut meter, cancel, &mut |j, r| {
+        let i = missing[j];
+        if let (Ok(v), Some(content)) = (&r, &keyed[i]) {
+            cache.put(
+                &CacheKey {
+                    kind,
+                    model_hash: &model.hash,
+                    device,
+                    settings: describe_settings(opts.long_side, jobs[i].orientation),
+                    content,
+                },
+                v,
+            );
+        }
+        on_result(i, r)
+    })
+}
+
+/// The settings a descriptor depends on besides the model and the file.
+fn describe_settings(long_side: u32, orientation: Option<u8>) -> String {
+    format!("long_side={long_side};orientation={orientation:?}")
+}
+
+fn describe_uncached(
+    model: &LoadedModel,
+    jobs: &[DescribeJob],
+    opts: &DescribeOptions,
+    meter: &mut ProgressMeter,
+    cancel: &CancelToken,
+    on_result: &mut dyn FnMut(usize, Result<Vec<f32>>) -> Result<()>,
+) -> Result<()> {
     let batch_size = opts.batch_size.max(1);
     let (tx, rx) = crossbeam_channel::bounded::<Decoded>(batch_size * 2);
     let long_side = opts.long_side;
@@ -141,11 +209,11 @@ pub fn describe_stream(
                         .collect();
                     if same.len() >= batch_size {
                         let group = take_indices(&mut pending, &same);
-                        run(group, &mut meter, &mut on_result)?;
+                        run(group, meter, on_result)?;
                     } else if pending.len() > batch_size * 4 {
                         // Too many sizes waiting: run the largest group to bound memory.
                         let group = largest_group(&mut pending);
-                        run(group, &mut meter, &mut on_result)?;
+                        run(group, meter, on_result)?;
                     }
                 }
                 Err(e) => {
@@ -158,7 +226,7 @@ pub fn describe_stream(
         while !pending.is_empty() && !cancel.is_cancelled() {
             let group = largest_group(&mut pending);
             for chunk in chunk_group(group, batch_size) {
-                run(chunk, &mut meter, &mut on_result)?;
+                run(chunk, meter, on_result)?;
             }
         }
         meter.finish();

@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod content_cache;
 pub mod card;
 pub mod cpu_backbone;
 pub mod crn;

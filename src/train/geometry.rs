@@ -35,6 +35,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::library::decode::decode_upright;
 use crate::model::build::Rng;
+use crate::model::content_cache::{device_kind, file_hash, CacheKey, ContentCache};
 use crate::model::cpu_backbone::CpuBackbone;
 use crate::model::describe::batch_tensor;
 use crate::model::preprocess::fit_input;
@@ -56,6 +57,41 @@ pub struct LocalFeatures {
 }
 
 impl LocalFeatures {
+    /// One flat vector: [points, dim, width, height, cell, x0, y0, ..., descriptors...] (sizes
+    /// are far below 2^24, so f32 holds them exactly).
+    fn to_flat(&self) -> Vec<f32> {
+        let mut v = Vec::with_capacity(5 + self.points.len() * 2 + self.descriptors.len());
+        v.extend([
+            self.points.len() as f32,
+            self.dim as f32,
+            self.image_size.0 as f32,
+            self.image_size.1 as f32,
+            self.cell,
+        ]);
+        v.extend(self.points.iter().flatten());
+        v.extend(&self.descriptors);
+        v
+    }
+
+    fn from_flat(v: &[f32]) -> Option<LocalFeatures> {
+        let head = v.get(..5)?;
+        let (n, dim) = (head[0] as usize, head[1] as usize);
+        if v.len() != 5 + n * 2 + n * dim {
+            return None;
+        }
+        let points = v[5..5 + 2 * n]
+            .chunks_exact(2)
+            .map(|p| [p[0], p[1]])
+            .collect();
+        Some(LocalFeatures {
+            points,
+            descriptors: v[5 + 2 * n..].to_vec(),
+            dim,
+            image_size: (head[2] as u32, head[3] as u32),
+            cell: head[4],
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.points.len()
     }
@@ -157,6 +193,7 @@ pub struct Extractor<'a> {
     model: &'a LoadedModel,
     net: Vgg16,
     fast: Option<CpuBackbone>,
+    layer: usize,
     long_side: u32,
     keypoints: usize,
 }
@@ -179,16 +216,46 @@ impl<'a> Extractor<'a> {
             model,
             net,
             fast,
+            layer: opts.layer,
             long_side: opts.long_side,
             keypoints: opts.keypoints,
         })
     }
 
-    /// Decodes `path` (upright) and extracts its local features.
+    /// Decodes `path` (upright) and extracts its local features (from the content cache when one
+    /// is set and holds them).
     pub fn extract(&self, path: &Path) -> Result<LocalFeatures> {
+        let cache = ContentCache::from_env();
+        let content = match cache {
+            Some(_) => Some(file_hash(path)?),
+            None => None,
+        };
+        if let (Some(cache), Some(c)) = (cache, &content) {
+            if let Some(f) = cache.get(&self.cache_key(c)).and_then(|v| LocalFeatures::from_flat(&v)) {
+                return Ok(f);
+            }
+        }
         let rgb = decode_upright(path, None)?.to_rgb8();
-        self.extract_rgb(&rgb)
-            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+        let features = self
+            .extract_rgb(&rgb)
+            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        if let (Some(cache), Some(c)) = (cache, &content) {
+            cache.put(&self.cache_key(c), &features.to_flat());
+        }
+        Ok(features)
+    }
+
+    fn cache_key<'k>(&'k self, content: &'k str) -> CacheKey<'k> {
+        CacheKey {
+            kind: "local-features",
+            model_hash: &self.model.hash,
+            device: device_kind(&self.model.device),
+            settings: format!(
+                "layer={};long_side={};keypoints={}",
+                self.layer, self.long_side, self.keypoints
+            ),
+            content,
+        }
     }
 
     /// The local features of decoded, upright pixels.

@@ -462,17 +462,26 @@ fn features(
     meter: &mut ProgressMeter,
     cancel: &CancelToken,
 ) -> Result<Vec<Tensor>> {
+    let kind = if until_pool4 { "pool4" } else { "conv5_3" };
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
         cancel.check()?;
-        let img = crate::model::describe::load_input(p, None, long_side)?;
-        let input = crate::model::describe::batch_tensor(&[&img], &model.device)?;
-        let f = if until_pool4 {
-            // conv4_3 (10th convolution) and the pooling after it.
-            model.net.backbone.pool4(&input)?
-        } else {
-            model.net.features(&input)?
-        };
+        let f = crate::model::content_cache::tensor_of_file(
+            model,
+            kind,
+            &format!("long_side={long_side}"),
+            p,
+            || {
+                let img = crate::model::describe::load_input(p, None, long_side)?;
+                let input = crate::model::describe::batch_tensor(&[&img], &model.device)?;
+                Ok(if until_pool4 {
+                    // conv4_3 (10th convolution) and the pooling after it.
+                    model.net.backbone.pool4(&input)?
+                } else {
+                    model.net.features(&input)?
+                })
+            },
+        )?;
         out.push(f.to_device(&Device::Cpu)?);
         meter.advance(1);
     }
