@@ -61,6 +61,9 @@ pub enum Error {
     #[error("index: {0}")]
     Index(String),
 
+    #[error(transparent)]
+    Tile(#[from] crate::tiles::TileError),
+
     #[error("cancelled")]
     Cancelled,
 }

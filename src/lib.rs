@@ -17,6 +17,7 @@ pub mod model;
 pub mod progress;
 pub mod refdb;
 pub mod tagging;
+pub mod tiles;
 pub mod train;
 
 pub use catalog::Catalog;

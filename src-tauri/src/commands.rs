@@ -5,11 +5,14 @@
 use pinpoint::catalog::{BrowseFilter, PhotoFilter};
 use pinpoint::geo::GeoPoint;
 use pinpoint::jobs::{self, JobSpec};
+use pinpoint::library::roots::{check_library_root, home_folder};
 use pinpoint::library::LocationSource;
 use pinpoint::progress::{CancelToken, NoProgress};
 use pinpoint::tagging::{self, TagOptions, TagReport, TagRequest, WriteMode};
-use serde::{Deserialize, Serialize};
+use pinpoint::tiles::TileSettings;
+use serde::Serialize;
 use serde_json::{json, Value};
+use std::path::Path;
 use tauri::{AppHandle, Emitter, Runtime, State};
 
 use crate::state::AppState;
@@ -32,31 +35,6 @@ pub struct RootView {
     id: i64,
     path: String,
     last_scan_completed_at: Option<i64>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct TileSettings {
-    pub enabled: bool,
-    pub url: String,
-    pub attribution: String,
-}
-
-impl Default for TileSettings {
-    fn default() -> Self {
-        TileSettings {
-            enabled: false,
-            url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into(),
-            attribution: "© OpenStreetMap contributors".into(),
-        }
-    }
-}
-
-fn tile_settings(catalog: &pinpoint::Catalog) -> pinpoint::Result<TileSettings> {
-    Ok(catalog
-        .setting("app.tiles")?
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default())
 }
 
 /// A position the user chose, or a message saying which coordinate is wrong.
@@ -104,45 +82,102 @@ pub fn overview(state: State<'_, AppState>) -> Reply<Value> {
         "device": device,
         "model": { "name": card_name, "hash": hash, "crn": crn },
         "writeMode": write_mode(&catalog).map_err(err)?,
-        "tiles": tile_settings(&catalog).map_err(err)?,
+        "tiles": TileSettings::load(&catalog).map_err(err)?,
     }))
 }
 
+/// Adds a library root and scans it. Only a folder the user chose outside the webview in this
+/// session (`pickFolder`, `confirmFolder`, the command line) is added: the request names a path,
+/// but the user's choice is what makes it a library folder.
 #[tauri::command(async)]
 pub fn addRoot<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     path: String,
 ) -> Reply<Value> {
-    let root = state
-        .catalog
-        .lock()
-        .add_root(std::path::Path::new(&path))
-        .map_err(err)?;
+    let folder = check_library_root(Path::new(&path), home_folder().as_deref()).map_err(err)?;
+    if !state.was_chosen(&folder) {
+        return Err(format!(
+            "{path}: not added, because it was not chosen in Pinpoint's folder dialog or confirmed \
+             in its confirmation dialog (choose it with \"Add folder…\", or type it and confirm)"
+        ));
+    }
+    add_root_and_scan(&app, &state, &folder)
+}
+
+/// Adds a folder (already checked and chosen) as a library root and queues its scan.
+pub fn add_root_and_scan<R: Runtime>(
+    app: &AppHandle<R>,
+    state: &AppState,
+    folder: &Path,
+) -> Reply<Value> {
+    let root = state.catalog.lock().add_root(folder).map_err(err)?;
     let job = state
         .jobs
         .submit(&JobSpec::Scan {
             roots: vec![root.path.clone()],
         })
         .map_err(err)?;
-    changed(&app, "roots");
+    changed(app, "roots");
     Ok(json!({
         "root": RootView { id: root.id, path: root.path.display().to_string(), last_scan_completed_at: root.last_scan_completed_at },
         "job": JobView::from_row(&job, None),
     }))
 }
 
-/// The native folder dialog (the webview has no file system access of its own).
+/// The native folder dialog (the webview has no file system access of its own). The folder
+/// picked is the user's choice: `addRoot` accepts it.
 #[tauri::command(async)]
-pub fn pickFolder<R: Runtime>(app: AppHandle<R>) -> Reply<Option<String>> {
+pub fn pickFolder<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Reply<Option<String>> {
     use tauri_plugin_dialog::DialogExt;
-    Ok(app
+    let Some(picked) = app
         .dialog()
         .file()
         .set_title("Add a photo folder to Pinpoint")
         .blocking_pick_folder()
         .and_then(|p| p.into_path().ok())
-        .map(|p| p.display().to_string()))
+    else {
+        return Ok(None);
+    };
+    let folder = state.choose_folder(&picked).map_err(err)?;
+    Ok(Some(folder.display().to_string()))
+}
+
+/// A folder the user typed: the shell asks, in a native dialog of its own (which the page can
+/// neither draw nor answer), whether to add it. True when the user confirmed; `addRoot` then
+/// accepts it. Folders that may not be library roots are refused before asking.
+#[tauri::command(async)]
+pub fn confirmFolder<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    path: String,
+) -> Reply<bool> {
+    use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
+    let folder = check_library_root(Path::new(&path), home_folder().as_deref()).map_err(err)?;
+    if state.was_chosen(&folder) {
+        return Ok(true);
+    }
+    let confirmed = app
+        .dialog()
+        .message(format!(
+            "Add {} to your Pinpoint library?\n\nPinpoint reads every photo in this folder and \
+             its subfolders, and writes the locations you accept into them.",
+            folder.display()
+        ))
+        .title("Add a photo folder")
+        .kind(MessageDialogKind::Info)
+        .buttons(MessageDialogButtons::OkCancelCustom(
+            "Add folder".into(),
+            "Cancel".into(),
+        ))
+        .blocking_show();
+    if confirmed {
+        state.choose_folder(&folder).map_err(err)?;
+    }
+    Ok(confirmed)
 }
 
 #[tauri::command(async)]
@@ -500,7 +535,7 @@ pub fn settings(state: State<'_, AppState>) -> Reply<Value> {
     let device = pinpoint::model::device::report();
     Ok(json!({
         "writeMode": write_mode(&catalog).map_err(err)?,
-        "tiles": tile_settings(&catalog).map_err(err)?,
+        "tiles": TileSettings::load(&catalog).map_err(err)?,
         "device": device.auto_picks,
         "devices": device,
     }))
@@ -524,15 +559,7 @@ pub fn saveSettings<R: Runtime>(
             .map_err(err)?;
     }
     if let Some(t) = tiles {
-        if t.enabled && !(t.url.starts_with("https://") || t.url.starts_with("http://")) {
-            return Err("the tile URL must start with https:// (or http://)".into());
-        }
-        if t.enabled && !(t.url.contains("{z}") && t.url.contains("{x}") && t.url.contains("{y}")) {
-            return Err("the tile URL template needs {z}, {x} and {y}".into());
-        }
-        catalog
-            .set_setting("app.tiles", &serde_json::to_value(&t).expect("serialises"))
-            .map_err(err)?;
+        t.save(&catalog).map_err(err)?;
     }
     drop(catalog);
     changed(&app, "settings");

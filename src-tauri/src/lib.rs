@@ -52,7 +52,10 @@ pub fn open_state<R: Runtime>(
         Arc::new(AppEvents(app.clone())),
     )?;
     let images = pinpoint::Catalog::open(&catalog_path)?;
+    let tiles = pinpoint::tiles::TileCache::for_catalog(&images);
     Ok(AppState {
+        tiles,
+        chosen_folders: Mutex::new(Default::default()),
         catalog_path,
         catalog: Mutex::new(catalog),
         images: Mutex::new(images),
@@ -72,6 +75,11 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             // Decoding and resizing take tens of milliseconds: keep them off the webview's thread.
             tauri::async_runtime::spawn_blocking(move || {
                 let state = app.state::<AppState>();
+                if path.starts_with("/tile/") {
+                    let (status, kind, body) = protocol::tile(&state.images, &state.tiles, &path);
+                    responder.respond(protocol::tile_response(status, kind, body));
+                    return;
+                }
                 let (status, kind, body) = if path.starts_with("/explain/") {
                     protocol::explain(&state.images, state.models.as_ref(), &path)
                 } else {
@@ -84,6 +92,7 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             commands::overview,
             commands::addRoot,
             commands::pickFolder,
+            commands::confirmFolder,
             commands::removeRoot,
             commands::listPhotos,
             commands::photoDetail,
@@ -113,6 +122,8 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         ])
 }
 
+/// `pinpoint-desktop [FOLDER]...`: folders named on the command line are the user's choice (as
+/// with `pinpoint library add`): the app adds them to the library and scans them when it opens.
 pub fn run() {
     let catalog_path = match catalog_path() {
         Ok(p) => p,
@@ -121,10 +132,25 @@ pub fn run() {
             std::process::exit(2);
         }
     };
+    let folders: Vec<PathBuf> = std::env::args_os()
+        .skip(1)
+        .map(PathBuf::from)
+        .filter(|p| !p.to_string_lossy().starts_with('-'))
+        .collect();
     configure(tauri::Builder::<tauri::Wry>::default())
         .setup(move |app| {
             let state = open_state(app.handle(), catalog_path.clone())?;
             app.manage(state);
+            let state = app.state::<AppState>();
+            for folder in &folders {
+                let added = state
+                    .choose_folder(folder)
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| commands::add_root_and_scan(app.handle(), &state, &f));
+                if let Err(e) = added {
+                    eprintln!("pinpoint-desktop: cannot add {}: {e}", folder.display());
+                }
+            }
             Ok(())
         })
         .run(tauri::generate_context!())

@@ -2,11 +2,14 @@
 //! previews of catalog photos (made on demand into the catalog's cache) and reference databases'
 //! previews, by id — never an arbitrary path.
 //!
-//! URLs: `/thumb/{photoId}/grid|preview`, `/ref/{database}/{refId}`, and `/explain/{photoId}`
-//! (what the model looks at: the CRN heat map, PNG; see [`explain`]).
+//! URLs: `/thumb/{photoId}/grid|preview`, `/ref/{database}/{refId}`, `/explain/{photoId}`
+//! (what the model looks at: the CRN heat map, PNG; see [`explain`]), and `/tile/{z}/{x}/{y}`
+//! (an online map tile, through the engine's tile cache, only while the user has tiles enabled;
+//! see [`tile`]). The webview itself may load no image from the network.
 
 use parking_lot::Mutex;
 use pinpoint::library::{self, ThumbnailSize};
+use pinpoint::tiles::{TileCache, TileError, TileId, TileSettings};
 use pinpoint::Catalog;
 use tauri::http::{header, Response, StatusCode};
 
@@ -106,12 +109,71 @@ pub fn explain(
     }
 }
 
+/// `/tile/{z}/{x}/{y}`: a map tile from the user's tile server (or the disk cache), under the
+/// tile settings saved in the catalog at the moment of the request, so that turning tiles off
+/// takes effect at once.
+pub fn tile(
+    catalog: &Mutex<Catalog>,
+    tiles: &TileCache,
+    url_path: &str,
+) -> (StatusCode, &'static str, Vec<u8>) {
+    let result = (|| {
+        let coords: Option<Vec<u32>> = url_path
+            .strip_prefix("/tile/")
+            .map(|rest| {
+                rest.split('/')
+                    .map(|n| n.parse().ok())
+                    .collect::<Option<_>>()
+            })
+            .unwrap_or_default();
+        let Some([z, x, y]) = coords.as_deref().and_then(|c| <[u32; 3]>::try_from(c).ok()) else {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "a tile is /tile/{z}/{x}/{y}, with numbers".to_string(),
+            ));
+        };
+        let failed = |e: TileError| {
+            let status = match e {
+                TileError::Disabled | TileError::Insecure { .. } => StatusCode::FORBIDDEN,
+                TileError::OutOfRange { .. } => StatusCode::BAD_REQUEST,
+                TileError::BadTemplate { .. } | TileError::Io { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                TileError::Status { status: 404, .. } => StatusCode::NOT_FOUND,
+                TileError::Fetch { .. }
+                | TileError::Status { .. }
+                | TileError::NotAnImage { .. } => StatusCode::BAD_GATEWAY,
+            };
+            (status, e.to_string())
+        };
+        let id = TileId::new(z, x, y).map_err(failed)?;
+        let settings = TileSettings::load(&catalog.lock())
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        tiles.tile(&settings, id).map_err(failed)
+    })();
+    match result {
+        Ok(t) => (StatusCode::OK, t.content_type, t.bytes),
+        Err((status, reason)) => (status, "text/plain; charset=utf-8", reason.into_bytes()),
+    }
+}
+
 pub fn response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
         // Content addressed by id and file hash: the cache can keep it while the app runs.
         .header(header::CACHE_CONTROL, "max-age=3600")
+        .body(body)
+        .expect("a valid response")
+}
+
+/// A tile's response: never kept by the webview, so that the shell decides every time whether
+/// tiles are on (its own disk cache makes repeated tiles cheap).
+pub fn tile_response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-store")
         .body(body)
         .expect("a valid response")
 }

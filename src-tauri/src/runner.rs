@@ -3,7 +3,12 @@
 //!
 //! Pausing stops a job at the engine's next safe point and keeps it; resuming queues it again, and
 //! the engine skips the work already done. Cancelling stops it for good.
+//!
+//! A job that panics is contained: it is marked failed with the panic's message, the worker keeps
+//! serving, and the job is not resumed at the next start (it was not interrupted; it broke) until
+//! the user resumes it.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,7 +75,11 @@ impl JobRunner {
         let catalog = Catalog::open(&self.catalog_path)?;
         let params = serde_json::to_value(spec).expect("a job spec serialises");
         let row = catalog.add_job(spec.kind(), &params)?;
-        self.queue.send(row.id).expect("the job thread is alive");
+        if self.queue.send(row.id).is_err() {
+            let reason = "the job runner has stopped: restart Pinpoint to run jobs";
+            catalog.set_job_state(row.id, "failed", Some(reason))?;
+            return Err(pinpoint::Error::invalid(reason));
+        }
         Ok(row)
     }
 
@@ -104,14 +113,27 @@ impl JobRunner {
         Ok(())
     }
 
+    /// Queues a paused job again, or retries a failed one (the user asking is the only way a
+    /// failed job runs again).
     pub fn resume(&self, id: i64) -> pinpoint::Result<()> {
         let catalog = Catalog::open(&self.catalog_path)?;
         let job = catalog
             .job(id)?
             .ok_or_else(|| pinpoint::Error::NotFound(format!("job {id}")))?;
-        if job.state == "paused" {
-            catalog.set_job_state(id, "queued", Some("resumed"))?;
-            self.queue.send(id).expect("the job thread is alive");
+        if job.state == "paused" || job.state == "failed" {
+            let message = if job.state == "paused" {
+                "resumed"
+            } else {
+                "retried"
+            };
+            // Queued before it is sent: the worker runs only jobs it finds queued.
+            catalog.set_job_state(id, "queued", Some(message))?;
+            if self.queue.send(id).is_err() {
+                catalog.set_job_state(id, &job.state, job.message.as_deref())?;
+                return Err(pinpoint::Error::invalid(
+                    "the job runner has stopped: restart Pinpoint to run jobs",
+                ));
+            }
         }
         Ok(())
     }
@@ -127,15 +149,27 @@ struct Worker {
 impl Worker {
     fn serve(self, rx: Receiver<i64>) {
         for id in rx {
-            if let Err(e) = self.run_one(id) {
-                // The catalog itself failed: record it on the job if we still can.
+            // A panic anywhere in a job (the engine, a model, the event sink) ends that job, not
+            // the worker: otherwise the job would stay "running", every later submit would find
+            // no worker, and the next start would run the same job into the same panic.
+            let failure = match catch_unwind(AssertUnwindSafe(|| self.run_one(id))) {
+                Ok(Ok(())) => continue,
+                // The catalog itself failed.
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => {
+                    self.running.lock().take();
+                    format!("the job crashed: {}", panic_message(panic.as_ref()))
+                }
+            };
+            // Record it on the job if we still can (an event sink that panicked may panic again).
+            let _ = catch_unwind(AssertUnwindSafe(|| {
                 if let Ok(c) = Catalog::open(&self.catalog_path) {
-                    let _ = c.set_job_state(id, "failed", Some(&e.to_string()));
+                    let _ = c.set_job_state(id, "failed", Some(&failure));
                     if let Ok(Some(row)) = c.job(id) {
                         self.events.job(&JobView::from_row(&row, None));
                     }
                 }
-            }
+            }));
         }
     }
 
@@ -212,5 +246,16 @@ impl Worker {
             _ => "proposals",
         });
         Ok(())
+    }
+}
+
+/// The text a panic was raised with (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
     }
 }

@@ -1,11 +1,13 @@
 //! What the shell keeps between commands: the catalog, the model (loaded on first use) and the
 //! job runner.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use pinpoint::jobs::ModelSource;
+use pinpoint::library::roots::{check_library_root, home_folder, RootRefused};
 use pinpoint::model::{device, LoadedModel};
 use pinpoint::Catalog;
 
@@ -55,9 +57,28 @@ pub struct AppState {
     pub images: Mutex<Catalog>,
     pub models: Arc<LazyModel>,
     pub jobs: JobRunner,
+    /// Online map tiles, fetched by the shell for the webview (which may not fetch them itself).
+    pub tiles: pinpoint::tiles::TileCache,
+    /// Folders the user chose outside the webview in this session (canonical paths): `addRoot`
+    /// adds only these, so a page that misbehaves cannot make the app read a folder on its own.
+    pub chosen_folders: Mutex<HashSet<PathBuf>>,
 }
 
 impl AppState {
+    /// Remembers a folder the user chose outside the webview: in the native folder dialog, in
+    /// the shell's confirmation dialog, or on the command line. Folders that may not be library
+    /// roots (the file system, the home folder, system folders) are refused, saying why.
+    pub fn choose_folder(&self, folder: &Path) -> Result<PathBuf, RootRefused> {
+        let canonical = check_library_root(folder, home_folder().as_deref())?;
+        self.chosen_folders.lock().insert(canonical.clone());
+        Ok(canonical)
+    }
+
+    /// Whether the user chose `canonical` outside the webview in this session.
+    pub fn was_chosen(&self, canonical: &Path) -> bool {
+        self.chosen_folders.lock().contains(canonical)
+    }
+
     pub fn open_catalog(&self) -> pinpoint::Result<Catalog> {
         Catalog::open(&self.catalog_path)
     }

@@ -89,6 +89,9 @@ pub struct EvidenceView {
     pub photo_id: Option<i64>,
     pub refdb: Option<String>,
     pub ref_id: Option<i64>,
+    /// The file name of a library photo (text from the user's files: the front end shows it as
+    /// text, never as markup).
+    pub name: Option<String>,
     pub lat: f64,
     pub lon: f64,
     pub similarity: Option<f64>,
@@ -141,11 +144,16 @@ pub fn evidence(
                 }
                 _ => None,
             };
+            let name = (source == "library")
+                .then(|| Path::new(path_or_id).file_name())
+                .flatten()
+                .map(|n| n.to_string_lossy().into_owned());
             Some(EvidenceView {
                 kind: view_kind,
                 photo_id,
                 refdb,
                 ref_id,
+                name,
                 lat: elat,
                 lon: elon,
                 similarity,

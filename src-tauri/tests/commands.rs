@@ -35,13 +35,7 @@ fn app_with(before: impl FnOnce(&Path, &Path)) -> App {
         .call_once(|| std::env::remove_var(pinpoint::model::content_cache::CONTENT_CACHE_VAR));
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("Pictures");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample-library");
-    for entry in walk(&sample) {
-        let rel = entry.strip_prefix(&sample).unwrap();
-        let dst = library.join(rel);
-        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, &dst).unwrap();
-    }
+    copy_sample_library(&library);
     let catalog = dir.path().join("catalog.sqlite");
     before(&catalog, &library);
     let app = pinpoint_desktop::configure(mock_builder())
@@ -58,6 +52,17 @@ fn app_with(before: impl FnOnce(&Path, &Path)) -> App {
         catalog,
         library,
         _dir: dir,
+    }
+}
+
+/// A writable copy of the bundled sample library at `library`.
+fn copy_sample_library(library: &Path) {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample-library");
+    for entry in walk(&sample) {
+        let rel = entry.strip_prefix(&sample).unwrap();
+        let dst = library.join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &dst).unwrap();
     }
 }
 
@@ -139,7 +144,18 @@ impl App {
         }
     }
 
+    fn state(&self) -> tauri::State<'_, pinpoint_desktop::state::AppState> {
+        tauri::Manager::state(&self._app)
+    }
+
+    /// The user picks `folder` in the native folder dialog (`pickFolder`): the mock runtime has
+    /// no native dialogs, so the choice the dialog would return is recorded as `pickFolder` does.
+    fn pick_folder(&self, folder: &Path) {
+        self.state().choose_folder(folder).unwrap();
+    }
+
     fn add_library(&self) -> Value {
+        self.pick_folder(&self.library);
         let added = self.ok("addRoot", json!({ "path": self.library }));
         let job = self.wait_job(added["job"]["id"].as_i64().unwrap());
         assert_eq!(job["state"], "done", "{job}");
@@ -405,6 +421,53 @@ fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
         .unwrap_err();
     assert!(e.as_str().unwrap().contains("https://"), "{e}");
     let e = app
+        .call("saveSettings", json!({ "tiles": { "enabled": true, "url": "http://tile.example.org/{z}/{x}/{y}.png", "attribution": "Example" } }))
+        .unwrap_err();
+    assert!(
+        e.as_str()
+            .unwrap()
+            .contains("http:// tile servers are refused"),
+        "{e}"
+    );
+    assert_eq!(app.ok("settings", json!({}))["tiles"]["enabled"], false);
+
+    // Folders: only those the user chose outside the webview, and never the file system, the
+    // home folder or a system folder (not even chosen), each refused with the reason.
+    let unchosen = app.library.with_file_name("Unchosen");
+    std::fs::create_dir_all(&unchosen).unwrap();
+    let e = app
+        .call("addRoot", json!({ "path": unchosen }))
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("not chosen"), "{e}");
+    for (folder, why) in [
+        ("/", "whole file system"),
+        ("/etc", "system folder"),
+        ("/usr/share", "system folder"),
+    ] {
+        let e = app.call("addRoot", json!({ "path": folder })).unwrap_err();
+        assert!(e.as_str().unwrap().contains(why), "{folder}: {e}");
+        // Refused before the confirmation dialog is shown at all.
+        let e = app
+            .call("confirmFolder", json!({ "path": folder }))
+            .unwrap_err();
+        assert!(e.as_str().unwrap().contains(why), "{folder}: {e}");
+        assert!(app.state().choose_folder(Path::new(folder)).is_err());
+    }
+    if let Some(home) = pinpoint::library::roots::home_folder() {
+        let e = app.call("addRoot", json!({ "path": home })).unwrap_err();
+        assert!(e.as_str().unwrap().contains("home folder"), "{e}");
+    }
+    // A folder picked in the dialog is accepted without asking again.
+    app.pick_folder(&unchosen);
+    assert_eq!(app.ok("confirmFolder", json!({ "path": unchosen })), true);
+    assert_eq!(
+        app.ok("overview", json!({}))["roots"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let e = app
         .call("startJob", json!({ "kind": "defragment" }))
         .unwrap_err();
     assert!(e.as_str().unwrap().contains("defragment"), "{e}");
@@ -423,9 +486,32 @@ fn settings_round_trip_and_jobs_can_be_cancelled_while_queued() {
     assert_eq!(s["writeMode"], "sidecar");
     assert_eq!(s["tiles"]["enabled"], true);
     assert_eq!(s["tiles"]["attribution"], "Example");
+
+    // The tile route checks its coordinates before anything is fetched, and serves nothing once
+    // tiles are off (the engine's tests fetch from a real tile server).
+    let state = app.state();
+    for (path, status) in [
+        ("/tile/1/2/0", 400),
+        ("/tile/23/0/0", 400),
+        ("/tile/a/b/c", 400),
+        ("/tile/1/0", 400),
+        ("/tile/1/0/0/7", 400),
+    ] {
+        let (got, _, body) = pinpoint_desktop::protocol::tile(&state.images, &state.tiles, path);
+        assert_eq!(got, status, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    app.ok(
+        "saveSettings",
+        json!({ "tiles": { "enabled": false, "url": "https://tiles.example.org/{z}/{x}/{y}.png", "attribution": "Example" } }),
+    );
+    let (got, _, body) =
+        pinpoint_desktop::protocol::tile(&state.images, &state.tiles, "/tile/1/0/0");
+    assert_eq!(got, 403);
+    assert!(String::from_utf8_lossy(&body).contains("off"));
     assert!(s["device"].as_str().unwrap().starts_with("cpu"));
 
     // A scan of a big folder runs while a second job waits; cancel both.
+    app.pick_folder(&app.library);
     app.ok("addRoot", json!({ "path": app.library }));
     let second = app.ok("startJob", json!({ "kind": "scan" }));
     let id = second["id"].as_i64().unwrap();
@@ -535,4 +621,112 @@ fn a_paused_describe_job_resumes_where_it_stopped() {
             .any(|p| p["photoId"] == first),
         "{back}"
     );
+}
+
+/// A model that panics when a job asks for it: a fault injected into a real job (describe), as a
+/// corrupt weights file or a bug in a backend would raise it.
+struct PanickingModel;
+
+impl pinpoint::jobs::ModelSource for PanickingModel {
+    fn model(&self) -> pinpoint::Result<&pinpoint::model::LoadedModel> {
+        panic!("injected fault: the model's weights are corrupt");
+    }
+}
+
+/// The job events a runner sent: (job id, state).
+#[derive(Default)]
+struct SeenEvents(parking_lot::Mutex<Vec<(i64, String)>>);
+
+impl pinpoint_desktop::runner::JobEvents for SeenEvents {
+    fn job(&self, job: &pinpoint_desktop::views::JobView) {
+        self.0.lock().push((job.id, job.state.clone()));
+    }
+    fn catalog_changed(&self, _what: &str) {}
+}
+
+/// Waits for a job row to reach a final state, reading the catalog directly.
+fn wait_row(catalog: &Path, id: i64) -> pinpoint::catalog::JobRow {
+    let start = Instant::now();
+    loop {
+        let row = pinpoint::Catalog::open(catalog)
+            .unwrap()
+            .job(id)
+            .unwrap()
+            .unwrap();
+        if ["done", "failed", "cancelled"].contains(&row.state.as_str()) {
+            return row;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "job {id} did not end: {row:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_job_that_panics_fails_with_the_message_and_the_runner_keeps_working() {
+    use pinpoint::jobs::JobSpec;
+    use pinpoint_desktop::runner::JobRunner;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("Pictures");
+    copy_sample_library(&library);
+    let catalog = dir.path().join("catalog.sqlite");
+    pinpoint::Catalog::open(&catalog)
+        .unwrap()
+        .add_root(&library)
+        .unwrap();
+
+    let runner = JobRunner::start(
+        catalog.clone(),
+        Arc::new(PanickingModel),
+        Arc::new(SeenEvents::default()),
+    )
+    .unwrap();
+    let describe = runner.submit(&JobSpec::Describe).unwrap();
+    let row = wait_row(&catalog, describe.id);
+    assert_eq!(row.state, "failed", "{row:?}");
+    let message = row.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("injected fault: the model's weights are corrupt"),
+        "{message}"
+    );
+    // The worker survived: a later job is accepted and runs.
+    let scan = runner
+        .submit(&JobSpec::Scan { roots: Vec::new() })
+        .expect("the runner accepts jobs after a panic");
+    let row = wait_row(&catalog, scan.id);
+    assert_eq!(row.state, "done", "{row:?}");
+    assert!(row.message.unwrap().contains("17 new"));
+    drop(runner);
+
+    // The next start does not run the crashed job again: the worker serves jobs in order, so by
+    // the time a new scan is done a re-queued describe would have been run (and reported) first.
+    let seen = Arc::new(SeenEvents::default());
+    let runner = JobRunner::start(catalog.clone(), Arc::new(PanickingModel), seen.clone()).unwrap();
+    let rescan = runner.submit(&JobSpec::Scan { roots: Vec::new() }).unwrap();
+    assert_eq!(wait_row(&catalog, rescan.id).state, "done");
+    assert!(
+        seen.0.lock().iter().all(|(id, _)| *id != describe.id),
+        "the crashed job was resumed at start: {:?}",
+        seen.0.lock()
+    );
+    let row = pinpoint::Catalog::open(&catalog)
+        .unwrap()
+        .job(describe.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, "failed");
+
+    // Only the user asking runs it again (and here it crashes again, contained again).
+    runner.resume(describe.id).unwrap();
+    let row = wait_row(&catalog, describe.id);
+    assert_eq!(row.state, "failed", "{row:?}");
+    assert!(seen
+        .0
+        .lock()
+        .iter()
+        .any(|(id, state)| *id == describe.id && state == "running"));
 }

@@ -1,7 +1,8 @@
 //! End to end: the real app (this package's binary, with the real front end) driven through
-//! tauri-driver and WebKitWebDriver under Xvfb, on a copy of the bundled sample library. It adds the
-//! library, watches the scan, sees thumbnails, opens the map, runs Update, accepts a proposal in the
-//! review queue, checks the photo's GPS on disk, undoes it from the UI and checks the original bytes
+//! tauri-driver and WebKitWebDriver under Xvfb, on a copy of the bundled sample library. It opens
+//! the app on the library, checks that the page cannot add folders on its own, watches the scan,
+//! sees thumbnails, opens the map, runs Update, accepts a proposal in the review queue, checks the
+//! photo's GPS on disk, undoes it from the UI and checks the original bytes
 //! are back. Screenshots of every view at 1280x800 go to target/e2e-screenshots/.
 //!
 //! Needs: Xvfb, WebKitWebDriver (Debian: xvfb, webkit2gtk-driver) and tauri-driver
@@ -12,7 +13,7 @@ mod webdriver;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use webdriver::{copy_tree, gps_of, launch, workspace};
+use webdriver::{copy_tree, gps_of, launch_with_args, workspace};
 
 const LOADED_THUMBNAILS: &str = "const n = [...document.querySelectorAll('.grid-cell img')]\
     .filter(i => i.complete && i.naturalWidth > 0).length; return n >= 12 && n";
@@ -24,7 +25,11 @@ fn a_photographer_adds_a_library_reviews_a_proposal_on_the_map_and_undoes_it() {
     std::fs::create_dir_all(&library).unwrap();
     copy_tree(&workspace().join("assets/sample-library"), &library);
     let catalog = dir.path().join("catalog.sqlite");
-    let (driver, shown) = launch(&catalog, "sample-library");
+    // The photographer opens the app on the folder (`pinpoint-desktop ~/Pictures`): a folder
+    // named on the command line is the user's choice, as one picked in the native dialog is.
+    // (Typed paths are confirmed in a native GTK dialog, which WebDriver cannot answer.)
+    let (driver, shown) =
+        launch_with_args(&catalog, "sample-library", &[library.to_str().unwrap()]);
     let s = &driver.session;
     let paint = s.js(
         "const p = performance.getEntriesByType('paint').map(e => [e.name, Math.round(e.startTime)]); \
@@ -36,9 +41,26 @@ fn a_photographer_adds_a_library_reviews_a_proposal_on_the_map_and_undoes_it() {
     );
     s.screenshot("0-empty-library");
 
-    // Add the folder by path (the native picker is the other way) and watch the scan.
-    s.type_into("#root-path", library.to_str().unwrap());
-    s.click("#root-add");
+    // The page cannot add a folder the user did not choose: not a system folder, and not an
+    // ordinary folder it names on its own (that takes the user's answer in a native dialog).
+    let elsewhere = dir.path().join("Elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let refused = s.js_async(&format!(
+        "const done = arguments[arguments.length - 1]; const inv = window.__TAURI__.core.invoke; \
+         const why = (p) => inv('addRoot', {{ path: p }}).then(() => 'added', e => String(e)); \
+         Promise.all([why('/etc'), why({:?})]).then(done);",
+        elsewhere.to_str().unwrap()
+    ));
+    assert!(
+        refused[0].as_str().unwrap().contains("system folder"),
+        "{refused}"
+    );
+    assert!(
+        refused[1].as_str().unwrap().contains("not chosen"),
+        "{refused}"
+    );
+
+    // Watch the scan of the folder the app was opened on.
     let loaded = s.wait_until("thumbnails", LOADED_THUMBNAILS, 120);
     eprintln!("thumbnails loaded: {loaded}");
     let count = s.wait_until(

@@ -6,6 +6,7 @@ pub mod format;
 mod iptc;
 pub mod jpeg;
 pub mod metadata;
+pub mod roots;
 pub mod scan;
 pub mod thumbnail;
 pub mod xmp;

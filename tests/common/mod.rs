@@ -94,18 +94,29 @@ pub struct HttpServer {
     pub base: String,
     cut_after: std::sync::Arc<std::sync::Mutex<Option<usize>>>,
     pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The User-Agent header of each request, in order.
+    pub user_agents: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    addr: std::net::SocketAddr,
 }
 
 impl HttpServer {
     pub fn serve(root: &Path) -> HttpServer {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
         let cut_after = std::sync::Arc::new(std::sync::Mutex::new(None::<usize>));
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let user_agents = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (root, cut, log) = (root.to_path_buf(), cut_after.clone(), requests.clone());
+        let (agents, stop) = (user_agents.clone(), stopped.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break; // dropping the listener: later connections are refused
+                }
                 let Ok(mut stream) = stream else { continue };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut request_line = String::new();
@@ -120,6 +131,12 @@ impl HttpServer {
                     }
                     if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
                         range = v.trim().trim_end_matches('-').parse().ok();
+                    }
+                    if h.to_ascii_lowercase().starts_with("user-agent:") {
+                        agents
+                            .lock()
+                            .unwrap()
+                            .push(h["user-agent:".len()..].trim().to_string());
                     }
                 }
                 log.lock()
@@ -169,6 +186,25 @@ impl HttpServer {
             base,
             cut_after,
             requests,
+            user_agents,
+            stopped,
+            addr,
+        }
+    }
+
+    /// Shuts the server down: from now on connections to it are refused (the network is gone).
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag and drops the listener.
+        let _ = std::net::TcpStream::connect(self.addr);
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(self.addr).is_ok() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "the server did not stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 

@@ -82,6 +82,15 @@ export function evidenceImageUrl(ev) {
 export const overview = () => call('overview');
 export const addRoot = (path) => call('addRoot', { path });
 export const pickFolder = () => call('pickFolder');
+export const confirmFolder = (path) => call('confirmFolder', { path });
+/**
+ * Adds a folder whose path the user typed: the shell first asks the user, in a dialog of its own,
+ * to confirm it (a typed path is not a choice the shell saw). Resolves null when declined.
+ */
+export async function addTypedRoot(path) {
+  if (!(await confirmFolder(path))) return null;
+  return addRoot(path);
+}
 export const removeRoot = (path) => call('removeRoot', { path });
 export const listPhotos = (filter, offset, limit) => call('listPhotos', { filter, offset, limit });
 export const photoDetail = (id) => call('photoDetail', { id });

@@ -273,6 +273,11 @@ impl Drop for Driver {
 /// Starts Xvfb, tauri-driver and the app on `catalog`; returns the WebDriver session once the
 /// app's shell is on screen, and how long that took.
 pub fn launch(catalog: &Path, shots: &str) -> (Driver, Duration) {
+    launch_with_args(catalog, shots, &[])
+}
+
+/// As [`launch`], with command-line arguments for the app (`pinpoint-desktop FOLDER...`).
+pub fn launch_with_args(catalog: &Path, shots: &str, args: &[&str]) -> (Driver, Duration) {
     let xvfb = start_xvfb();
     let tauri_driver = tool(
         "tauri-driver",
@@ -326,7 +331,7 @@ pub fn launch(catalog: &Path, shots: &str) -> (Driver, Duration) {
         .post(format!("{base}/session"))
         .send_json(json!({ "capabilities": { "alwaysMatch": {
             "browserName": "wry",
-            "tauri:options": { "application": app }
+            "tauri:options": { "application": app, "args": args }
         } } }))
         .expect("new session");
     let v: Value = r.body_mut().read_json().unwrap();

@@ -13,7 +13,6 @@ export function h(tag, attrs = {}, ...children) {
       else if (k === 'dataset') for (const [dk, dv] of Object.entries(v)) el.dataset[dk] = String(dv);
       else if (k === 'style' && typeof v === 'object') Object.assign(el.style, v);
       else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
-      else if (k === 'html') el.innerHTML = v; // only for trusted static markup (icons)
       else if (k in el && typeof v !== 'string') el[k] = v;
       else if (v === true) el.setAttribute(k, '');
       else el.setAttribute(k, String(v));

@@ -2,6 +2,8 @@
 // loaded lazily the first time a map is shown, and the optional online tile layer from Settings.
 // Leaflet (window.L) and topojson-client (window.topojson) are classic vendor scripts.
 import { polygonsForDisplay, linesForDisplay, labelPoint } from '../lib/geo.js';
+import { escapeHtml, pinIconHtml } from '../lib/html.js';
+import { imageUrl } from '../api.js';
 
 const L = () => window.L;
 
@@ -10,10 +12,6 @@ let tiles = { enabled: false, url: '', attribution: '' };
 const maps = new Set();
 
 const OFFLINE_ATTRIBUTION = 'Base map: Natural Earth';
-
-function escapeHtml(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
-}
 
 /** Loads and prepares the world-atlas data once (as ES modules, so no fetch/connect-src needed). */
 export function loadAtlas() {
@@ -165,8 +163,11 @@ function applyTiles(map) {
     map._ppTiles = null;
   }
   if (tiles.enabled && tiles.url) {
-    map._ppTiles = Lf.tileLayer(tiles.url, {
-      attribution: tiles.attribution || '',
+    // The shell fetches and caches the tiles (pinpoint:/tile/...): the webview may load nothing
+    // from the network, and the shell refuses tiles while they are off.
+    map._ppTiles = Lf.tileLayer(tileUrlTemplate(), {
+      // Leaflet's attribution control takes HTML: the user's text is shown as text.
+      attribution: escapeHtml(tiles.attribution || ''),
       maxZoom: 19,
       crossOrigin: false,
     }).addTo(map);
@@ -183,6 +184,11 @@ export function contextZoom(z) {
   return tiles.enabled ? z : Math.min(z, OFFLINE_MAX_DETAIL_ZOOM);
 }
 
+/** Leaflet's URL template for the shell's tile route (the same scheme as every pinpoint: image). */
+export function tileUrlTemplate() {
+  return imageUrl('tile/{z}/{x}/{y}');
+}
+
 /** Sets the online tile layer for every map (nothing is fetched unless enabled with a URL). */
 export function setTiles(next) {
   const t = next || {};
@@ -195,7 +201,7 @@ export function setTiles(next) {
 export function pinIcon(kind = 'proposal', label = '') {
   return L().divIcon({
     className: `pin pin-${kind}`,
-    html: `<span class="pin-head"></span>${label ? `<span class="pin-label">${escapeHtml(label)}</span>` : ''}`,
+    html: pinIconHtml(label),
     iconSize: [28, 36],
     iconAnchor: [14, 34],
   });

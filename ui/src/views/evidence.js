@@ -2,13 +2,9 @@
 import { evidenceImageUrl } from '../api.js';
 import { h, icon, img } from '../ui/dom.js';
 import { formatPercent, formatDistance } from '../lib/format.js';
+import { evidenceLabel, evidenceTooltip } from '../lib/html.js';
 
-const KIND_LABEL = { photo: 'Your photo', refdb: 'Reference', time: 'Capture time', gpx: 'GPX track' };
-
-export function evidenceLabel(ev) {
-  if (ev.kind === 'refdb') return ev.refdb ? String(ev.refdb) : 'Reference';
-  return KIND_LABEL[ev.kind] || String(ev.kind || 'Evidence');
-}
+export { evidenceLabel };
 
 /** A horizontal strip of evidence cards. `onHover(index|null)`, `onPick(index)`. */
 export function evidenceStrip(list, { onHover, onPick } = {}) {
@@ -35,6 +31,7 @@ export function evidenceStrip(list, { onHover, onPick } = {}) {
           'div',
           { class: 'evidence-text' },
           h('div', { class: 'ev-kind' }, evidenceLabel(ev)),
+          ev.name ? h('div', { class: 'ev-name', title: ev.name }, ev.name) : null,
           facts.length ? h('div', { class: 'ev-facts' }, facts) : null,
           ev.note ? h('div', { class: 'ev-note', title: ev.note }, ev.note) : null,
           ev.kind === 'refdb' && ev.attribution ? h('div', { class: 'ev-attr', title: ev.attribution }, ev.attribution) : null,
@@ -64,7 +61,8 @@ export function evidenceMarkers(L, group, list) {
       fillOpacity: 0.95,
       className: 'evidence-point',
     });
-    m.bindTooltip(`${evidenceLabel(ev)}${Number.isFinite(ev.similarity) ? ' · ' + formatPercent(ev.similarity) : ''}`, { direction: 'top', offset: [0, -4] });
+    // A node, not a string: Leaflet would parse a string as HTML, and names are data.
+    m.bindTooltip(h('span', {}, evidenceTooltip(ev)), { direction: 'top', offset: [0, -4] });
     m.addTo(group);
     return m;
   });

@@ -108,7 +108,10 @@ export default function createJobs(app, root) {
     p.message.hidden = !job.message;
     p.message.classList.toggle('is-error', job.state === 'failed');
     p.pause.hidden = job.state !== 'running';
-    p.resume.hidden = job.state !== 'paused';
+    // A failed job runs again only when the user asks (Retry); it is never resumed at start.
+    p.resume.hidden = !['paused', 'failed'].includes(job.state);
+    p.resume.lastChild.textContent = job.state === 'failed' ? 'Retry' : 'Resume';
+    p.resume.title = job.state === 'failed' ? 'Retry' : 'Resume';
     p.cancel.hidden = !['running', 'paused', 'queued'].includes(job.state);
     const errs = Array.isArray(job.errors) ? job.errors : [];
     if (errs.length !== p.errCount) {

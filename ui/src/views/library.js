@@ -141,7 +141,8 @@ export default function createLibrary(app, root) {
     );
   }
 
-  async function addPath(path) {
+  /** `picked`: the path came from the native folder dialog (no confirmation needed). */
+  async function addPath(path, picked = false) {
     const p = String(path || '').trim();
     if (!p) {
       pathInput.focus();
@@ -150,7 +151,10 @@ export default function createLibrary(app, root) {
     }
     addBtn.disabled = true;
     try {
-      await api.addRoot(p);
+      if (!(await (picked ? api.addRoot(p) : api.addTypedRoot(p)))) {
+        app.toast('Folder not added', { kind: 'info' });
+        return;
+      }
       pathInput.value = '';
       app.toast(`Added ${p} — scanning it now`, { kind: 'success' });
       await app.refreshOverview().catch(() => {});
@@ -165,7 +169,7 @@ export default function createLibrary(app, root) {
   async function pickFolder() {
     try {
       const p = await api.pickFolder();
-      if (p) await addPath(p);
+      if (p) await addPath(p, true);
     } catch (e) {
       app.toastError(e, 'Could not open the folder dialog');
     }

@@ -6,6 +6,7 @@ import { VirtualGrid, setDragData, getDragIds, isPhotoDrag } from '../ui/grid.js
 import { createMap, pinIcon, refreshSize } from '../ui/maps.js';
 import { formatCount, plural, formatCoord } from '../lib/format.js';
 import { normalizeLon, lonInterval } from '../lib/geo.js';
+import { clusterIconHtml } from '../lib/html.js';
 
 const PANEL_MAX = 2000;
 const SOURCE_CLASS = { exif: 'exif', xmp: 'xmp', sidecar: 'xmp', user: 'user', proposal: 'proposal' };
@@ -92,7 +93,7 @@ export default function createMapView(app, root) {
         const size = n < 10 ? 'small' : n < 100 ? 'medium' : n < 1000 ? 'large' : 'xlarge';
         const d = { small: 30, medium: 36, large: 42, xlarge: 50 }[size];
         const label = n >= 10000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n);
-        return L.divIcon({ html: `<div><span>${label}</span></div>`, className: `marker-cluster pp-cluster pp-cluster-${size}`, iconSize: L.point(d, d) });
+        return L.divIcon({ html: clusterIconHtml(label), className: `marker-cluster pp-cluster pp-cluster-${size}`, iconSize: L.point(d, d) });
       },
     });
     cluster.on('clusterclick', (e) => {

@@ -3,6 +3,7 @@ import * as api from '../api.js';
 import { h, icon, setChildren, spinner } from '../ui/dom.js';
 import { confirmDialog } from '../ui/toast.js';
 import { setTiles } from '../ui/maps.js';
+import { tileUrlProblem } from '../lib/tiles.js';
 import { formatAgo, formatBytes, formatCount, formatUnix, plural, shortenPath } from '../lib/format.js';
 
 const WRITE_MODES = [
@@ -65,7 +66,7 @@ export default function createSettings(app, root) {
     { class: 'settings-body' },
     sec('settings-folders', 'Library folders', 'Pinpoint scans these folders (and their subfolders) for photos.', rootsList, rootForm),
     sec('settings-writing', 'Writing locations', 'Where accepted and hand-placed locations are stored. Every change is journaled and can be undone.', modeBox),
-    sec('settings-map', 'Map', 'Pinpoint’s own map is drawn offline from Natural Earth data. Nothing is fetched from the internet unless you enable an online map here; the tile server then sees which areas you look at.', tilesForm),
+    sec('settings-map', 'Map', 'Pinpoint’s own map is drawn offline from Natural Earth data. Nothing is fetched from the internet unless you enable an online map here (an https:// tile server); the tile server then sees which areas you look at. Tiles you have seen are kept on disk and show offline.', tilesForm),
     sec('settings-references', 'Reference databases', 'Collections of located photos that proposals are compared with, beside your own located photos.', refList),
     sec('settings-engine-section', 'Engine', null, engine),
     sec('settings-history-section', 'Edit history', 'Every batch of location changes, newest first.', histList),
@@ -212,11 +213,15 @@ export default function createSettings(app, root) {
   }
 
   // ---- Actions ----
-  async function addRoot(path) {
+  /** `picked`: the path came from the native folder dialog (no confirmation needed). */
+  async function addRoot(path, picked = false) {
     const p = String(path || '').trim();
     if (!p) return app.toast('Type or paste a folder path first', { kind: 'info' });
     try {
-      await api.addRoot(p);
+      if (!(await (picked ? api.addRoot(p) : api.addTypedRoot(p)))) {
+        app.toast('Folder not added', { kind: 'info' });
+        return;
+      }
       rootInput.value = '';
       app.toast(`Added ${p} — scanning it now`, { kind: 'success' });
       await app.refreshOverview();
@@ -228,7 +233,7 @@ export default function createSettings(app, root) {
   async function pick() {
     try {
       const p = await api.pickFolder();
-      if (p) await addRoot(p);
+      if (p) await addRoot(p, true);
     } catch (e) {
       app.toastError(e, 'Could not open the folder dialog');
     }
@@ -252,10 +257,10 @@ export default function createSettings(app, root) {
   }
 
   async function saveWriteMode(mode) {
-    const tiles = settings?.tiles || { enabled: false, url: '', attribution: '' };
     try {
-      await api.saveSettings(mode, tiles);
-      settings = { ...(settings || {}), writeMode: mode, tiles };
+      // Tiles unchanged (null): a write mode is saved on its own.
+      await api.saveSettings(mode, null);
+      settings = { ...(settings || {}), writeMode: mode };
       app.toast(`Locations will be written: ${WRITE_MODES.find((m) => m[0] === mode)?.[1] || mode}`, { kind: 'success' });
     } catch (e) {
       app.toastError(e, 'Could not save the write mode');
@@ -265,12 +270,14 @@ export default function createSettings(app, root) {
 
   async function saveTiles() {
     const tiles = { enabled: tilesEnabled.checked, url: tilesUrl.value.trim(), attribution: tilesAttr.value.trim() };
+    // The shell checks the template too (and is the one that decides); this says why at once.
+    const problem = tileUrlProblem(tiles.url);
+    if ((tiles.enabled || tiles.url) && problem) {
+      app.toast(problem.message, { kind: 'error' });
+      tilesUrl.focus();
+      return;
+    }
     if (tiles.enabled) {
-      if (!/^https?:\/\/[^\s]+$/i.test(tiles.url) || !/\{z\}/.test(tiles.url) || !/\{x\}/.test(tiles.url) || !/\{y\}/.test(tiles.url)) {
-        app.toast('The URL template needs http(s):// and the {z}, {x} and {y} placeholders', { kind: 'error' });
-        tilesUrl.focus();
-        return;
-      }
       if (!tiles.attribution) {
         app.toast('Please enter the attribution the tile provider asks for', { kind: 'error' });
         tilesAttr.focus();
@@ -283,7 +290,7 @@ export default function createSettings(app, root) {
       await api.saveSettings(mode, tiles);
       settings = { writeMode: mode, tiles };
       setTiles(tiles);
-      app.toast(tiles.enabled ? 'Online map enabled. If tiles stay blank, restart Pinpoint so the tile server is allowed.' : 'Online map off — nothing is fetched from the internet', { kind: 'success' });
+      app.toast(tiles.enabled ? 'Online map enabled. Pinpoint fetches the tiles and keeps those you have seen, so they also show offline.' : 'Online map off — nothing is fetched from the internet', { kind: 'success' });
       app.refreshOverview().catch(() => {});
     } catch (e) {
       app.toastError(e, 'Could not save the map settings');

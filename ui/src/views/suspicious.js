@@ -152,7 +152,7 @@ export default function createSuspicious(app, root) {
     const prop = L.latLng(s.lat, lonNear(s.lon, s.tagLon));
     if (s.radiusM) L.circle(prop, { radius: s.radiusM, color: '#f0b429', weight: 1, fillOpacity: 0.1, interactive: false }).addTo(layer);
     const line = L.polyline([tag, prop], { color: '#e8eaed', weight: 1.5, dashArray: '6 6', opacity: 0.8, interactive: false }).addTo(layer);
-    line.bindTooltip(formatDistance(d), { permanent: true, direction: 'center', className: 'distance-label' });
+    line.bindTooltip(h('span', {}, formatDistance(d)), { permanent: true, direction: 'center', className: 'distance-label' });
     evMarkers = evidenceMarkers(L, layer, (s.evidence || []).map((ev) => (Number.isFinite(ev.lon) ? { ...ev, lon: lonNear(ev.lon, s.tagLon) } : ev)));
     L.marker(tag, { icon: pinIcon('tag'), keyboard: false, title: 'Current GPS tag' }).addTo(layer);
     L.marker(prop, { icon: pinIcon('proposal'), keyboard: false, title: 'Where it looks like it was taken' }).addTo(layer);
