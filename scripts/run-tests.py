@@ -1,35 +1,33 @@
 #!/usr/bin/env python3
-"""Builds every test binary of the workspace once, runs each one from its package's folder (as
-`cargo test` does), and prints a table of the time each binary took. Exits non-zero when a build or
-any binary fails; the output of each binary is printed as it runs.
+"""Builds every test binary of the workspace once, runs them (each from its package's folder, as
+`cargo test` does), and prints a table of the time each binary took. Exits non-zero when the build
+or any binary fails.
 
-Usage: scripts/run-tests.py [cargo test options for the build, e.g. --locked]
+Two binaries run at a time (`--jobs N` to change): much of the desktop tests' time is waiting on a
+window or a job, and a binary's last test leaves a core idle, so a second binary fills the gaps.
+Each binary's output is printed whole when it ends, so logs stay readable. The slowest binaries
+(the previous run's times in target/test-times.tsv, else those checked in as
+.ci/test-times.tsv) start first.
+
+Usage: scripts/run-tests.py [--jobs N] [cargo test options for the build, e.g. --locked]
 """
 import json
-import re
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 
-
 RESULT = re.compile(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored")
+TIMES = "target/test-times.tsv"
+# Measured times checked in, for a fresh clone's first run.
+DEFAULT_TIMES = ".ci/test-times.tsv"
 
 
-def main():
-    extra = sys.argv[1:]
-    started = time.monotonic()
-    build = subprocess.run(
-        ["cargo", "test", "--workspace", "--no-run", "--message-format=json-render-diagnostics", *extra],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    build_s = time.monotonic() - started
-    if build.returncode != 0:
-        print(f"build failed ({build_s:.0f} s)", file=sys.stderr)
-        return build.returncode
+def test_binaries(build_stdout):
     binaries = []
-    for line in build.stdout.splitlines():
+    for line in build_stdout.splitlines():
         try:
             msg = json.loads(line)
         except json.JSONDecodeError:
@@ -40,62 +38,124 @@ def main():
         if not exe:
             continue
         target = msg["target"]
-        package_dir = os.path.dirname(msg["manifest_path"])
         # "path+file:///dir#name@1.0", or "path+file:///dir/name#1.0" when the folder is the name.
         source, _, fragment = msg["package_id"].partition("#")
         package = fragment.split("@")[0] if "@" in fragment else source.rstrip("/").split("/")[-1]
         kind = target["kind"][0]
-        name = "unit tests" if kind in ("lib", "bin") else target["name"]
-        if kind == "bin":
+        if kind == "lib":
+            name = "unit tests"
+        elif kind == "bin":
             name = f"unit tests (bin {target['name']})"
-        binaries.append((package, name, exe, package_dir))
-    # Unique executables, engine first, in a stable order.
-    seen, ordered = set(), []
-    for b in sorted(binaries, key=lambda b: (b[0] != "pinpoint", b[0], b[1])):
+        else:
+            name = target["name"]
+        binaries.append((package, name, exe, os.path.dirname(msg["manifest_path"])))
+    unique, seen = [], set()
+    for b in binaries:
         if b[2] not in seen:
             seen.add(b[2])
-            ordered.append(b)
+            unique.append(b)
+    return unique
 
-    rows, failed = [], []
-    totals = [0, 0, 0]
-    for package, name, exe, cwd in ordered:
-        print(f"\n===== {package}: {name} ({os.path.basename(exe)})", flush=True)
-        t0 = time.monotonic()
-        proc = subprocess.Popen([exe], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-        counts = [0, 0, 0]
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            m = RESULT.search(line)
-            if m:
-                counts = [int(m.group(i)) for i in (1, 2, 3)]
-        sys.stdout.flush()
-        rc = proc.wait()
-        seconds = time.monotonic() - t0
-        for i in range(3):
-            totals[i] += counts[i]
-        rows.append((package, name, seconds, rc, counts))
-        if rc != 0:
-            failed.append(f"{package}: {name}")
 
+def previous_times():
+    times = {}
+    try:
+        with open(TIMES if os.path.exists(TIMES) else DEFAULT_TIMES) as f:
+            for line in f:
+                key, _, seconds = line.rstrip("\n").rpartition("\t")
+                times[key] = float(seconds)
+    except (OSError, ValueError):
+        pass
+    return times
+
+
+def run_binary(exe, cwd):
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [exe], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
+    counts = [0, 0, 0]
+    for m in RESULT.finditer(proc.stdout):
+        counts = [int(m.group(i)) for i in (1, 2, 3)]
+    return proc.returncode, time.monotonic() - t0, counts, proc.stdout
+
+
+def main():
+    args = sys.argv[1:]
+    jobs = 2
+    if "--jobs" in args:
+        i = args.index("--jobs")
+        jobs = max(1, int(args[i + 1]))
+        del args[i : i + 2]
+    started = time.monotonic()
+    build = subprocess.run(
+        ["cargo", "test", "--workspace", "--no-run", "--message-format=json-render-diagnostics", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    build_s = time.monotonic() - started
+    if build.returncode != 0:
+        print(f"build failed ({build_s:.0f} s)", file=sys.stderr)
+        return build.returncode
+
+    known = previous_times()
+    queue = sorted(test_binaries(build.stdout), key=lambda b: -known.get(f"{b[0]}: {b[1]}", 1e9))
+    lock = threading.Lock()
+    rows = []
+
+    def worker():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                package, name, exe, cwd = queue.pop(0)
+            rc, seconds, counts, output = run_binary(exe, cwd)
+            with lock:
+                print(f"\n===== {package}: {name} ({os.path.basename(exe)}): {seconds:.1f} s", flush=True)
+                sys.stdout.write(output)
+                sys.stdout.flush()
+                rows.append((package, name, seconds, rc, counts))
+
+    threads = [threading.Thread(target=worker) for _ in range(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     total = time.monotonic() - started
-    width = max([len(f"{r[0]}: {r[1]}") for r in rows] + [len("(build of all test binaries)")] + [60])
-    print("\nTime per test binary")
-    print(f"  {'binary'.ljust(width)}  {'seconds':>8}  {'passed':>6}  {'failed':>6}  result")
+
+    try:
+        with open(TIMES, "w") as f:
+            for package, name, seconds, _, _ in rows:
+                f.write(f"{package}: {name}\t{seconds:.1f}\n")
+    except OSError:
+        pass
+
     steps = []
     if os.environ.get("CI_STEPS") and os.path.exists(os.environ["CI_STEPS"]):
         with open(os.environ["CI_STEPS"]) as f:
             steps = [line.rstrip("\n").split("\t") for line in f if "\t" in line]
+    rows.sort(key=lambda r: -r[2])
+    width = max([len(f"{r[0]}: {r[1]}") for r in rows] + [len(s[0]) for s in steps] + [30])
+    print(f"\nWhere the time went ({jobs} test binaries at a time; seconds of wall-clock time)")
+    print(f"  {'step or test binary'.ljust(width)}  {'seconds':>8}  {'passed':>6}  {'failed':>6}  result")
     for name, seconds in steps:
         print(f"  {name.ljust(width)}  {float(seconds):8.1f}")
-    print(f"  {'(build of all test binaries)'.ljust(width)}  {build_s:8.1f}")
+    print(f"  {'build of all test binaries'.ljust(width)}  {build_s:8.1f}")
     for package, name, seconds, rc, (passed, failures, _) in rows:
         result = "ok" if rc == 0 else f"FAILED (exit {rc})"
         print(f"  {f'{package}: {name}'.ljust(width)}  {seconds:8.1f}  {passed:6}  {failures:6}  {result}")
-    print(f"  {'total (build and tests)'.ljust(width)}  {total:8.1f}")
+    print(f"  {'all test binaries'.ljust(width)}  {total - build_s:8.1f}")
+    print(f"  {'build and tests'.ljust(width)}  {total:8.1f}")
+    passed = sum(r[4][0] for r in rows)
+    failed_tests = sum(r[4][1] for r in rows)
+    # A binary that failed without a failing test (a crash, a panic outside a test) counts once.
+    failed_tests += len([r for r in rows if r[3] != 0 and r[4][1] == 0])
+    skipped = sum(r[4][2] for r in rows)
     # The closing line for the whole run (each binary printed its own above).
-    print(f"\ntests: {totals[0]} passed, {totals[1] + len([r for r in rows if r[3] != 0 and r[4][1] == 0])} failed, {totals[2]} skipped")
+    print(f"\ntests: {passed} passed, {failed_tests} failed, {skipped} skipped")
+    failed = [f"{r[0]}: {r[1]}" for r in rows if r[3] != 0]
     if failed:
-        print("\nfailed: " + ", ".join(failed), file=sys.stderr)
+        print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1
     return 0
 
