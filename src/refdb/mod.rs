@@ -233,7 +233,9 @@ impl InstallLock {
         if wait {
             return match f.lock_exclusive() {
                 Ok(()) => Ok(Some(InstallLock(Some(f)))),
-                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(Some(InstallLock(None))),
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    Ok(Some(InstallLock(None)))
+                }
                 Err(e) => Err(Error::io(staging, e)),
             };
         }
@@ -415,7 +417,10 @@ fn install_staged(
         if old.path != installed.path {
             let _ = std::fs::remove_file(&old.path);
         }
-        if let Some(i) = old.index_path.filter(|i| Some(i) != installed.index_path.as_ref()) {
+        if let Some(i) = old
+            .index_path
+            .filter(|i| Some(i) != installed.index_path.as_ref())
+        {
             let _ = std::fs::remove_dir_all(i);
         }
     }
