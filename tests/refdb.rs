@@ -61,24 +61,6 @@ fn build_db(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     out
 }
 
-fn nothing_half_installed(catalog_db: &Path) {
-    let dir = PathBuf::from(format!("{}.refdbs", catalog_db.display()));
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.filter_map(|e| e.ok()) {
-            let name = e.file_name().to_string_lossy().into_owned();
-            assert!(name == ".staging", "left in the install folder: {name}");
-        }
-        if let Ok(staging) = std::fs::read_dir(dir.join(".staging")) {
-            for e in staging.filter_map(|e| e.ok()) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                assert!(name.ends_with(".download"), "staging holds {name}");
-            }
-        }
-    }
-    let (_, list) = pinpoint_json(catalog_db, &["refdb", "list"]);
-    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
-}
-
 #[test]
 fn install_over_http_resumes_and_proposals_use_the_database() {
     let dir = tempfile::tempdir().unwrap();

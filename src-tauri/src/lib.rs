@@ -35,13 +35,15 @@ pub fn catalog_path() -> pinpoint::Result<PathBuf> {
     pinpoint::catalog::default_catalog_path()
 }
 
-/// The app's state for a catalog file: settles interrupted writes, resumes interrupted jobs.
+/// The app's state for a catalog file: settles interrupted writes and installs, resumes interrupted
+/// jobs.
 pub fn open_state<R: Runtime>(
     app: &AppHandle<R>,
     catalog_path: PathBuf,
 ) -> pinpoint::Result<AppState> {
     let mut catalog = pinpoint::Catalog::open(&catalog_path)?;
     pinpoint::tagging::recover(&mut catalog)?;
+    pinpoint::refdb::recover(&catalog)?;
     // The catalog's model: the built-in one, or the fine-tuned one `pinpoint train` adopted.
     let models = Arc::new(LazyModel::new(pinpoint::model::active_model_path(
         &catalog,

@@ -243,6 +243,7 @@ fn parse_time(s: &str) -> Result<i64> {
 pub fn recover(ctx: &Context) -> Result<Outcome> {
     let mut catalog = ctx.open_catalog()?;
     let settled = tagging::recover(&mut catalog)?;
+    let leftovers = pinpoint::refdb::recover(&catalog)?;
     if ctx.json {
         print_json(&settled)?;
     } else if settled.is_empty() {
@@ -251,6 +252,11 @@ pub fn recover(ctx: &Context) -> Result<Outcome> {
         for e in settled {
             let now = catalog.edit(e.id)?.map(|x| x.state).unwrap_or_default();
             println!("{now:<12} {}", e.path.display());
+        }
+    }
+    if !ctx.json {
+        for p in &leftovers {
+            println!("removed what an interrupted install left: {}", p.display());
         }
     }
     Ok(Outcome::Success)

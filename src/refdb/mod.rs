@@ -4,8 +4,10 @@
 //! Install: download (resuming with Range) or copy into a staging file beside the install folder,
 //! check its SHA-256, open it (SQLite integrity, manifest sanity, counts), check its model —
 //! describing it again from its stored images when it was made with another model — build its
-//! index, and only then rename database and index into place and record them. Any failure leaves
-//! nothing half-installed.
+//! index, and only then rename database and index into place (under names of their own, so that an
+//! installed version stays whole until the record switches) and record them. Any failure leaves
+//! nothing half-installed; a crash leaves files that no record names, which the next install or
+//! `recover` removes. One install runs at a time per catalog (a lock on the staging folder).
 
 pub mod build;
 pub mod download;
@@ -115,6 +117,9 @@ pub fn install(
     std::fs::create_dir_all(&dir).at(&dir)?;
     let staging = dir.join(".staging");
     std::fs::create_dir_all(&staging).at(&staging)?;
+    // One install at a time per catalog; what an interrupted one left goes first.
+    let _lock = InstallLock::acquire(&staging, true)?;
+    remove_leftovers(catalog, &dir)?;
     // 1. Get the bytes into a staging file.
     let (staged, expected) = match source {
         InstallSource::Name { name, catalog_url } => {
@@ -213,6 +218,99 @@ pub fn redescribe_installed(
     Ok(reports)
 }
 
+/// An advisory lock on the staging folder, held for a whole install: a second install of the same
+/// catalog waits, and `recover` leaves a running install's files alone. The system releases it
+/// when the process ends, however it ends. Where a folder cannot be locked, installs go unlocked.
+struct InstallLock(#[allow(dead_code)] Option<std::fs::File>);
+
+impl InstallLock {
+    /// `None` when `wait` is false and another process holds the lock.
+    fn acquire(staging: &Path, wait: bool) -> Result<Option<InstallLock>> {
+        use fs2::FileExt;
+        let Ok(f) = std::fs::File::open(staging) else {
+            return Ok(Some(InstallLock(None)));
+        };
+        if wait {
+            return match f.lock_exclusive() {
+                Ok(()) => Ok(Some(InstallLock(Some(f)))),
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    Ok(Some(InstallLock(None)))
+                }
+                Err(e) => Err(Error::io(staging, e)),
+            };
+        }
+        Ok(match f.try_lock_exclusive() {
+            Ok(()) => Some(InstallLock(Some(f))),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => None,
+            Err(_) => Some(InstallLock(None)),
+        })
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Removes what interrupted installs left (the install lock held): every work file of the staging
+/// folder but resumable downloads, and every database file or index in the install folder that no
+/// installed database records. Returns what was removed.
+fn remove_leftovers(catalog: &Catalog, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let remove = |p: PathBuf, removed: &mut Vec<PathBuf>| -> Result<()> {
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        match r {
+            Ok(()) => removed.push(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+        Ok(())
+    };
+    let staging = dir.join(".staging");
+    if let Ok(entries) = std::fs::read_dir(&staging) {
+        for e in entries.filter_map(|e| e.ok()) {
+            if !e.file_name().to_string_lossy().ends_with(".download") {
+                remove(e.path(), &mut removed)?;
+            }
+        }
+    }
+    let recorded: Vec<PathBuf> = catalog
+        .refdbs()?
+        .into_iter()
+        .flat_map(|d| std::iter::once(d.path).chain(d.index_path))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ours = name.ends_with(".pinpointdb") || name.ends_with(".index");
+            if ours && !recorded.iter().any(|r| r == &e.path()) {
+                remove(e.path(), &mut removed)?;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Settles installs a crash interrupted: removes their work files and any database or index they
+/// had moved into place but not recorded (see [`install`]). An install running now is left alone.
+pub fn recover(catalog: &Catalog) -> Result<Vec<PathBuf>> {
+    let dir = catalog.refdb_dir();
+    let staging = dir.join(".staging");
+    if !staging.is_dir() {
+        return Ok(Vec::new());
+    }
+    match InstallLock::acquire(&staging, false)? {
+        Some(_lock) => remove_leftovers(catalog, &dir),
+        None => Ok(Vec::new()),
+    }
+}
+
 fn safe_name(s: &str) -> String {
     let h = blake3::hash(s.as_bytes()).to_hex();
     h[..16].to_string()
@@ -262,15 +360,40 @@ fn install_staged(
             return Err(e);
         }
     };
-    // Into place: the index first, then the database, then the record.
+    // Into place under names no installed database uses (an installed one of the same name stays
+    // whole until the record switches): the index, the database, the folder synced, the record,
+    // then the files of the version it replaces. A crash before the record leaves files no record
+    // names, which the next install or `recover` removes.
     let dir = catalog.refdb_dir();
-    let final_db = dir.join(format!("{}.pinpointdb", manifest.name));
-    let final_index = has_index.then(|| dir.join(format!("{}.index", manifest.name)));
-    if let Some(dest) = &final_index {
-        let _ = std::fs::remove_dir_all(dest);
-        std::fs::rename(&stage_index, dest).at(dest)?;
+    let stem = format!(
+        "{}-{}-{:x}",
+        manifest.name,
+        &sha[..sha.len().min(12)],
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let final_db = dir.join(format!("{stem}.pinpointdb"));
+    let final_index = has_index.then(|| dir.join(format!("{stem}.index")));
+    let placed = (|| -> Result<()> {
+        if let Some(dest) = &final_index {
+            std::fs::rename(&stage_index, dest).at(dest)?;
+        }
+        std::fs::rename(&work, &final_db).at(&final_db)?;
+        sync_dir(&dir);
+        Ok(())
+    })();
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&work);
+        let _ = std::fs::remove_dir_all(&stage_index);
+        let _ = std::fs::remove_file(&final_db);
+        if let Some(i) = &final_index {
+            let _ = std::fs::remove_dir_all(i);
+        }
+        return Err(e);
     }
-    std::fs::rename(&work, &final_db).at(&final_db)?;
+    let replaced = catalog.refdb(&final_manifest.name)?;
     let installed = InstalledDb {
         name: final_manifest.name.clone(),
         version: final_manifest.version.clone(),
@@ -283,7 +406,24 @@ fn install_staged(
         enabled: true,
         installed_at: 0,
     };
-    catalog.record_refdb(&installed)?;
+    if let Err(e) = catalog.record_refdb(&installed) {
+        let _ = std::fs::remove_file(&installed.path);
+        if let Some(i) = &installed.index_path {
+            let _ = std::fs::remove_dir_all(i);
+        }
+        return Err(e);
+    }
+    if let Some(old) = replaced {
+        if old.path != installed.path {
+            let _ = std::fs::remove_file(&old.path);
+        }
+        if let Some(i) = old
+            .index_path
+            .filter(|i| Some(i) != installed.index_path.as_ref())
+        {
+            let _ = std::fs::remove_dir_all(i);
+        }
+    }
     Ok((
         installed,
         redescribed,

@@ -411,7 +411,9 @@ fn plan(
     Ok(out)
 }
 
-/// Performs one planned write with its journal entry.
+/// Performs one planned write with its journal entry, and returns the entry, still pending: it is
+/// marked done once the catalog has taken the photo's new state, so that a crash in between leaves
+/// it to `recover`, which settles it and refreshes the photo.
 fn perform(
     catalog: &Catalog,
     batch_id: i64,
@@ -420,7 +422,7 @@ fn perform(
     point: Option<&GeoPoint>,
     source: &str,
     preserve_mtime: bool,
-) -> Result<()> {
+) -> Result<i64> {
     let before = p.old.as_deref().map(full_hash);
     let after = full_hash(&p.new);
     let reverse = match &p.old {
@@ -480,10 +482,7 @@ fn perform(
         }
     };
     match write_atomic(&p.path, &p.new, id, preserve_mtime, &check) {
-        Ok(()) => {
-            catalog.finish_edit(id, "done", None)?;
-            Ok(())
-        }
+        Ok(()) => Ok(id),
         Err(e) => {
             catalog.finish_edit(id, "failed", Some(&e.to_string()))?;
             Err(e)
@@ -580,8 +579,10 @@ pub fn apply(
             let real = check_inside_roots(catalog, &photo.path)?;
             check_unchanged(&photo, &real)?;
             let planned = plan(&photo, &real, r.point.as_ref(), opts, &mut report.notes)?;
+            let mut written = Vec::new();
+            let mut failure = None;
             for p in &planned {
-                perform(
+                match perform(
                     catalog,
                     batch_id,
                     Some(photo.id),
@@ -589,14 +590,32 @@ pub fn apply(
                     r.point.as_ref(),
                     source,
                     opts.preserve_mtime,
-                )?;
-                report.written.push(Written {
-                    photo_id: Some(photo.id),
-                    path: p.path.clone(),
-                    target: p.target.to_string(),
-                });
+                ) {
+                    Ok(id) => {
+                        written.push(id);
+                        report.written.push(Written {
+                            photo_id: Some(photo.id),
+                            path: p.path.clone(),
+                            target: p.target.to_string(),
+                        });
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
             }
-            refresh_photo(catalog, photo.id, r.point.map(|_| r.source))?;
+            // The catalog takes what is now on disk (also when a second write of the photo
+            // failed after the first went through), then the writes are marked done.
+            if !written.is_empty() || failure.is_none() {
+                refresh_photo(catalog, photo.id, r.point.map(|_| r.source))?;
+            }
+            for id in written {
+                catalog.finish_edit(id, "done", None)?;
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
             if r.point.is_none() && catalog.photo(photo.id)?.is_some_and(|p| p.gps.is_some()) {
                 report.notes.push(FileProblem {
                     path: photo.path.clone(),
