@@ -32,12 +32,12 @@ pub struct CsvTable {
 
 impl CsvTable {
     pub fn read(path: &Path) -> Result<CsvTable> {
-        let file = std::fs::File::open(path).at(path)?;
+        let bytes = std::fs::read(path).at(path)?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true) // short rows are empty cells, as optional trailing columns are
             .trim(csv::Trim::All)
-            .from_reader(file);
+            .from_reader(bytes.as_slice());
         let header = reader
             .headers()
             .map_err(|e| csv_error(path, e))?
@@ -60,7 +60,7 @@ impl CsvTable {
                 continue; // a line of spaces
             }
             records.push(CsvRecord {
-                line: record.position().map(|p| p.line()).unwrap_or(0),
+                line: record.position().map_or(0, |p| record_line(&bytes, p)),
                 cells: record.iter().map(str::to_string).collect(),
             });
         }
@@ -93,6 +93,23 @@ impl CsvTable {
             reason: reason.into(),
         }
     }
+}
+
+/// The line a record starts on. The csv crate gives the position where reading the record began,
+/// before the blank lines it skipped: those are counted here.
+fn record_line(bytes: &[u8], position: &csv::Position) -> u64 {
+    let mut line = position.line();
+    let mut at = position.byte() as usize;
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b'\n' => line += 1,
+            b'\r' if bytes.get(at + 1) != Some(&b'\n') => line += 1,
+            b'\r' => {}
+            _ => break,
+        }
+        at += 1;
+    }
+    line
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {
@@ -132,6 +149,11 @@ mod tests {
         assert_eq!(t.records[0].cell(0), tricky);
         assert_eq!((t.records[0].line, t.records[0].cell(1)), (2, "48.9"));
         assert_eq!((t.records[1].line, t.records[1].cell(1)), (5, ""));
+        // Blank lines before a record (CRLF too) count.
+        std::fs::write(&path, "path,lat\r\na.jpg,1\r\n\r\n\r\nb.jpg,2\r\n").unwrap();
+        let t = CsvTable::read(&path).unwrap();
+        let lines: Vec<u64> = t.records.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 5]);
         let e = t.row_error(&t.records[1], "bad number").to_string();
         assert_eq!(e, format!("{}: line 5: bad number", path.display()));
 
