@@ -71,17 +71,14 @@ fn project(vlads: &[Vec<f32>], mean: &Tensor, weight: Option<&Tensor>) -> Vec<Ve
 
 fn ie_tower() -> Dataset {
     let root = shared().join("places/ie-tower-sample");
-    let text = std::fs::read_to_string(root.join("dataset.csv")).unwrap();
     let (mut q, mut d, mut ql, mut dl) = (vec![], vec![], vec![], vec![]);
-    for line in text.lines().skip(1) {
-        let c: Vec<&str> = line.split(',').collect();
-        let path = root.join("data").join(c[0]);
-        if c[2] == "query" {
+    for (path, floor, is_query) in common::ie_tower_frames(&root) {
+        if is_query {
             q.push(path);
-            ql.push(c[1].to_string());
+            ql.push(floor);
         } else {
             d.push(path);
-            dl.push(c[1].to_string());
+            dl.push(floor);
         }
     }
     Dataset {

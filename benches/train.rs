@@ -30,15 +30,10 @@ fn frames(per_floor: usize) -> Vec<(PathBuf, String)> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
         .join("data/places/ie-tower-sample");
-    let text = std::fs::read_to_string(root.join("dataset.csv")).expect("IE-tower sample");
     let mut by_floor: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
-    for line in text.lines().skip(1) {
-        let c: Vec<&str> = line.split(',').collect();
-        if c[2] != "query" {
-            by_floor
-                .entry(c[1].to_string())
-                .or_default()
-                .push(root.join("data").join(c[0]));
+    for (path, floor, is_query) in common::ie_tower_frames(&root) {
+        if !is_query {
+            by_floor.entry(floor).or_default().push(path);
         }
     }
     by_floor

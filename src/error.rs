@@ -46,6 +46,15 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// A CSV file (eval dataset, reference-database sources) that cannot be used, with the line
+    /// of the row at fault when one is.
+    #[error("{}: {}{reason}", path.display(), line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Csv {
+        path: PathBuf,
+        line: Option<u64>,
+        reason: String,
+    },
+
     #[error("not found: {0}")]
     NotFound(String),
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::csv_table::CsvTable;
 use crate::error::{Error, IoContext, Result};
 use crate::geo::GeoPoint;
 
@@ -46,80 +47,64 @@ pub struct Dataset {
     pub database_areas: Option<Vec<String>>,
 }
 
-fn csv_rows(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
-    let text = std::fs::read_to_string(path).at(path)?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .ok_or_else(|| Error::invalid(format!("{}: empty CSV", path.display())))?
-        .split(',')
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
-        .collect();
-    let rows = lines
-        .map(|l| l.split(',').map(|c| c.trim().to_string()).collect())
-        .collect();
-    Ok((header, rows))
-}
-
 impl Dataset {
     /// A dataset CSV (`path,split,label` or `path,split,lat,lon`).
     pub fn from_csv(csv: &Path, radius_m: f64) -> Result<Dataset> {
-        let (header, rows) = csv_rows(csv)?;
-        let col = |names: &[&str]| header.iter().position(|h| names.contains(&h.as_str()));
-        let bad = |msg: String| Error::invalid(format!("{}: {msg}", csv.display()));
-        let path_col =
-            col(&["path", "image_path"]).ok_or_else(|| bad("no `path` column".into()))?;
-        let split_col = col(&["split"]).ok_or_else(|| bad("no `split` column".into()))?;
-        let label_col = col(&["label"]);
-        let area_col = col(&["area"]);
-        let (lat_col, lon_col) = (col(&["lat", "latitude"]), col(&["lon", "lng", "longitude"]));
+        let table = CsvTable::read(csv)?;
+        if table.header.is_empty() {
+            return Err(table.error("empty CSV"));
+        }
+        let path_col = table
+            .column(&["path", "image_path"])
+            .ok_or_else(|| table.error("no `path` column"))?;
+        let split_col = table
+            .column(&["split"])
+            .ok_or_else(|| table.error("no `split` column"))?;
+        let label_col = table.column(&["label"]);
+        let area_col = table.column(&["area"]);
+        let (lat_col, lon_col) = (
+            table.column(&["lat", "latitude"]),
+            table.column(&["lon", "lng", "longitude"]),
+        );
         if label_col.is_none() && (lat_col.is_none() || lon_col.is_none()) {
-            return Err(bad(
-                "needs a `label` column or `lat` and `lon` columns".into()
-            ));
+            return Err(table.error("needs a `label` column or `lat` and `lon` columns"));
         }
         let base = csv.parent().unwrap_or(Path::new("."));
         let (mut q, mut d) = (Vec::new(), Vec::new());
         let (mut ql, mut dl) = (Vec::new(), Vec::new());
         let (mut qp, mut dp) = (Vec::new(), Vec::new());
         let mut areas = Vec::new();
-        for (i, row) in rows.iter().enumerate() {
-            let cell = |c: usize| row.get(c).map(String::as_str).unwrap_or("");
-            let path = base.join(cell(path_col));
-            let is_query = match cell(split_col) {
+        for row in &table.records {
+            let bad = |reason: String| table.row_error(row, reason);
+            let is_query = match row.cell(split_col) {
                 "query" => true,
                 "database" | "gallery" | "db" | "reference" => false,
-                other => {
-                    return Err(bad(format!(
-                        "line {}: split {other:?} is not query or database",
-                        i + 2
-                    )))
-                }
+                other => return Err(bad(format!("split {other:?} is not query or database"))),
             };
             let (paths, labels, points) = if is_query {
                 (&mut q, &mut ql, &mut qp)
             } else {
                 (&mut d, &mut dl, &mut dp)
             };
-            paths.push(path);
+            paths.push(base.join(row.cell(path_col)));
             if let (Some(c), false) = (area_col, is_query) {
-                areas.push(cell(c).to_string());
+                areas.push(row.cell(c).to_string());
             }
             if let Some(c) = label_col {
-                labels.push(cell(c).to_string());
+                labels.push(row.cell(c).to_string());
             } else {
                 let num = |c: usize| {
-                    cell(c)
+                    row.cell(c)
                         .parse::<f64>()
-                        .map_err(|_| bad(format!("line {}: bad coordinate {:?}", i + 2, cell(c))))
+                        .map_err(|_| bad(format!("bad coordinate {:?}", row.cell(c))))
                 };
                 let p = GeoPoint::validated(num(lat_col.unwrap())?, num(lon_col.unwrap())?, None)
-                    .map_err(|e| bad(format!("line {}: {e}", i + 2)))?;
+                    .map_err(|e| bad(e.to_string()))?;
                 points.push(p);
             }
         }
         if q.is_empty() || d.is_empty() {
-            return Err(bad(format!(
+            return Err(table.error(format!(
                 "{} queries and {} database items: need both",
                 q.len(),
                 d.len()
@@ -165,19 +150,16 @@ impl Dataset {
         };
         let (queries, database) = (list("query")?, list("ref")?);
         let gt_path = folder.join("ground_truth.csv");
-        let (_, rows) = csv_rows(&gt_path)?;
+        let table = CsvTable::read(&gt_path)?;
         let mut sets = vec![Vec::new(); queries.len()];
-        for row in rows {
-            let bad = || Error::invalid(format!("{}: bad row {row:?}", gt_path.display()));
-            let qi: usize = row.first().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+        for row in &table.records {
+            let bad = || table.row_error(row, format!("bad row {:?}", row.cells));
+            let qi: usize = row.cell(0).parse().map_err(|_| bad())?;
             let refs: Vec<usize> = row
-                .get(1)
-                .map(|s| {
-                    s.split_whitespace()
-                        .filter_map(|v| v.parse().ok())
-                        .collect()
-                })
-                .unwrap_or_default();
+                .cell(1)
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
             if qi >= sets.len() || refs.iter().any(|&r| r >= database.len()) {
                 return Err(bad());
             }
@@ -369,6 +351,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(Dataset::from_csv(&csv, 25.0).unwrap().database_areas, None);
+    }
+
+    /// Image names with a comma and a quote, listed in a dataset CSV as spreadsheets quote them.
+    #[test]
+    fn dataset_paths_may_hold_commas_and_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [r#"Tower, floor "1" a.jpg"#, r#"Tower, floor "1" b.jpg"#];
+        for n in names {
+            std::fs::write(dir.path().join(n), n).unwrap();
+        }
+        let csv = dir.path().join("tower.csv");
+        std::fs::write(
+            &csv,
+            "path,split,lat,lon\n\
+             \"Tower, floor \"\"1\"\" a.jpg\",database,45.0,10.0\n\
+             \"Tower, floor \"\"1\"\" b.jpg\",query,45.0001,10.0\n",
+        )
+        .unwrap();
+        let ds = Dataset::from_csv(&csv, 25.0).unwrap();
+        assert_eq!(ds.database, [dir.path().join(names[0])]);
+        assert_eq!(ds.queries, [dir.path().join(names[1])]);
+        assert_eq!(std::fs::read_to_string(&ds.queries[0]).unwrap(), names[1]);
+        assert!(ds.answerable(0));
+
+        // A bad row is named by its line.
+        std::fs::write(&csv, "path,split,label\na.jpg,database,x\nb.jpg,train,x\n").unwrap();
+        let e = Dataset::from_csv(&csv, 25.0).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: line 3: split \"train\" is not query or database",
+                csv.display()
+            )
+        );
     }
 
     #[test]

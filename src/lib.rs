@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod contain;
+pub mod csv_table;
 pub mod error;
 pub mod eval;
 pub mod geo;

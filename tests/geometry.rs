@@ -53,16 +53,16 @@ fn photos() -> BTreeMap<&'static str, Vec<(String, PathBuf)>> {
         files.sort();
         files
     };
-    let csv = std::fs::read_to_string(places.join("ie-tower-sample/dataset.csv")).unwrap();
+    let listed = common::ie_tower_frames();
     let ie = IE_FRAMES
         .iter()
         .map(|f| {
-            assert!(
-                csv.lines().any(|l| l.starts_with(f)),
-                "{f} is not in dataset.csv"
-            );
+            let frame = listed
+                .iter()
+                .find(|l| l.image_path == *f)
+                .unwrap_or_else(|| panic!("{f} is not in dataset.csv"));
             let name = format!("ie/{}", f.rsplit('/').next().unwrap());
-            (name, places.join("ie-tower-sample/data").join(f))
+            (name, frame.path.clone())
         })
         .collect();
     let tokyo = vec![(

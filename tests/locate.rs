@@ -49,20 +49,15 @@ fn recall_on_corridor_and_ie_tower() {
     );
 
     // IE-tower: dataset.csv rewritten in Pinpoint's CSV format (path,split,label).
-    let root = places().join("ie-tower-sample");
-    let text = std::fs::read_to_string(root.join("dataset.csv")).unwrap();
-    let mut csv = String::from("path,split,label\n");
-    for line in text.lines().skip(1) {
-        let c: Vec<&str> = line.split(',').collect();
-        let split = if c[2] == "query" { "query" } else { "database" };
-        csv.push_str(&format!(
-            "{},{split},{}\n",
-            root.join("data").join(c[0]).display(),
-            c[1]
-        ));
-    }
+    let rows: Vec<Vec<String>> = ie_tower_frames()
+        .into_iter()
+        .map(|f| {
+            let split = if f.is_query { "query" } else { "database" };
+            vec![f.path.display().to_string(), split.into(), f.label]
+        })
+        .collect();
     let csv_path = dir.path().join("ie-tower.csv");
-    std::fs::write(&csv_path, csv).unwrap();
+    write_csv(&csv_path, &["path", "split", "label"], &rows);
     let (code, tower) = pinpoint_json(&db, &["eval", csv_path.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(tower[0]["queries"], 63);

@@ -6,37 +6,31 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{pinpoint_json, places};
+use common::{ie_tower_frames, pinpoint_json, places, write_csv};
 
 /// A subset of the IE-tower sample in Pinpoint's CSV format: `per_floor` database frames of each
 /// floor (every few frames, so that they span the floor's areas) and every `query_every`th query.
 fn ie_tower_subset(dir: &Path, per_floor: usize, query_every: usize) -> PathBuf {
-    let root = places().join("ie-tower-sample");
-    let text = std::fs::read_to_string(root.join("dataset.csv")).unwrap();
     let mut by_floor: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     let mut queries = Vec::new();
-    for line in text.lines().skip(1) {
-        let c: Vec<&str> = line.split(',').collect();
-        let path = root.join("data").join(c[0]).display().to_string();
-        if c[2] == "query" {
-            queries.push(format!("{path},query,{}", c[1]));
+    for f in ie_tower_frames() {
+        let path = f.path.display().to_string();
+        if f.is_query {
+            queries.push(vec![path, "query".to_string(), f.label]);
         } else {
-            by_floor.entry(c[1].to_string()).or_default().push(path);
+            by_floor.entry(f.label).or_default().push(path);
         }
     }
-    let mut csv = String::from("path,split,label\n");
+    let mut rows = Vec::new();
     for (floor, frames) in &by_floor {
         let step = (frames.len() / per_floor).max(1);
         for p in frames.iter().step_by(step).take(per_floor) {
-            csv.push_str(&format!("{p},database,{floor}\n"));
+            rows.push(vec![p.clone(), "database".to_string(), floor.clone()]);
         }
     }
-    for q in queries.iter().step_by(query_every) {
-        csv.push_str(q);
-        csv.push('\n');
-    }
+    rows.extend(queries.into_iter().step_by(query_every));
     let path = dir.join("ie-tower-subset.csv");
-    std::fs::write(&path, csv).unwrap();
+    write_csv(&path, &["path", "split", "label"], &rows);
     path
 }
 

@@ -98,3 +98,26 @@ pub fn status_mb(field: &str) -> f64 {
         .unwrap_or(0.0)
         / 1024.0
 }
+
+/// The IE-tower sample's frames, read from its `dataset.csv` by column name: (path, floor,
+/// whether the frame is a query).
+pub fn ie_tower_frames(root: &std::path::Path) -> Vec<(std::path::PathBuf, String, bool)> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        image_path: String,
+        label: String,
+        split: String,
+    }
+    csv::Reader::from_path(root.join("dataset.csv"))
+        .expect("IE-tower sample")
+        .deserialize::<Row>()
+        .map(|r| {
+            let r = r.expect("a dataset.csv row");
+            (
+                root.join("data").join(r.image_path),
+                r.label,
+                r.split == "query",
+            )
+        })
+        .collect()
+}

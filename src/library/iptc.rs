@@ -3,8 +3,8 @@
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 
+use super::capture_time::CaptureTime;
 use super::jpeg::segments;
-use super::metadata::CaptureTime;
 
 /// The IPTC-NAA record of a JPEG's APP13 "Photoshop 3.0" segment.
 fn iptc_block(head: &[u8]) -> Option<&[u8]> {

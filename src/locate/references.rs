@@ -66,27 +66,24 @@ impl SearchIndex {
     }
 }
 
-/// How a set finds what its matches are.
-pub enum Refs {
-    /// All in memory (the user's photos).
-    Map(HashMap<i64, RefInfo>),
-    /// Looked up in a reference database when matched.
-    Database(Box<crate::refdb::DbRefs>),
+/// Where a set finds what its matches are: the user's photos are all in memory, a reference
+/// database looks them up when matched (a million are never all loaded). A trait, so that the sets
+/// of reference databases are made in `refdb` without this module knowing of it.
+pub trait RefLookup: Send + Sync {
+    /// The reference with id `id` (as its set's index numbers it), if there is one.
+    fn get(&self, id: i64) -> Option<RefInfo>;
 }
 
-impl Refs {
-    pub fn get(&self, id: i64) -> Option<RefInfo> {
-        match self {
-            Refs::Map(m) => m.get(&id).cloned(),
-            Refs::Database(d) => d.get(id),
-        }
+impl RefLookup for HashMap<i64, RefInfo> {
+    fn get(&self, id: i64) -> Option<RefInfo> {
+        HashMap::get(self, &id).cloned()
     }
 }
 
 pub struct ReferenceSet {
     pub name: String,
     pub index: SearchIndex,
-    pub refs: Refs,
+    pub refs: Box<dyn RefLookup>,
 }
 
 impl ReferenceSet {
@@ -213,6 +210,6 @@ pub fn library_references(catalog: &Catalog, model_hash: &str) -> Result<Referen
     Ok(ReferenceSet {
         name: "library".into(),
         index,
-        refs: Refs::Map(refs),
+        refs: Box::new(refs),
     })
 }

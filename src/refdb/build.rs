@@ -8,6 +8,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use super::format::{encode_vector, Manifest, FORMAT_VERSION, SCHEMA};
+use crate::csv_table::CsvTable;
 use crate::error::{Error, IoContext, Result};
 use crate::geo::GeoPoint;
 use crate::library::FileProblem;
@@ -51,43 +52,30 @@ pub struct BuildReport {
 /// Reads a CSV with columns `path,lat,lon` and optional `heading,taken_at,source_id,licence`
 /// (paths relative to the CSV).
 pub fn sources_from_csv(csv: &Path) -> Result<Vec<Source>> {
-    let text = std::fs::read_to_string(csv).at(csv)?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect();
-    let col = |n: &str| header.iter().position(|h| h == n);
-    let bad = |m: String| Error::invalid(format!("{}: {m}", csv.display()));
+    let table = CsvTable::read(csv)?;
+    let col = |name: &str| table.column(&[name]);
     let (p, la, lo) = match (col("path"), col("lat"), col("lon")) {
         (Some(p), Some(a), Some(o)) => (p, a, o),
-        _ => return Err(bad("needs columns path, lat, lon".into())),
+        _ => return Err(table.error("needs columns path, lat, lon")),
     };
     let base = csv.parent().unwrap_or(Path::new("."));
     let mut out = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let c: Vec<&str> = line.split(',').map(str::trim).collect();
-        let get = |k: Option<usize>| {
-            k.and_then(|k| c.get(k))
-                .filter(|v| !v.is_empty())
-                .map(|v| v.to_string())
-        };
+    for row in &table.records {
+        let get = |k: Option<usize>| k.map(|k| row.cell(k)).filter(|v| !v.is_empty());
         let num = |k: usize| {
-            c.get(k)
-                .and_then(|v| v.parse::<f64>().ok())
-                .ok_or_else(|| bad(format!("line {}: bad number", i + 2)))
+            row.cell(k)
+                .parse::<f64>()
+                .map_err(|_| table.row_error(row, "bad number"))
         };
         let location = GeoPoint::validated(num(la)?, num(lo)?, None)
-            .map_err(|e| bad(format!("line {}: {e}", i + 2)))?;
+            .map_err(|e| table.row_error(row, e.to_string()))?;
         out.push(Source {
-            path: base.join(c.get(p).copied().unwrap_or_default()),
+            path: base.join(row.cell(p)),
             location,
             heading: get(col("heading")).and_then(|v| v.parse().ok()),
-            taken_at: get(col("taken_at")),
-            source_id: get(col("source_id")),
-            licence: get(col("licence")),
+            taken_at: get(col("taken_at")).map(str::to_string),
+            source_id: get(col("source_id")).map(str::to_string),
+            licence: get(col("licence")).map(str::to_string),
         });
     }
     Ok(out)
@@ -272,4 +260,46 @@ pub fn build(
     report.bytes = std::fs::metadata(out).at(out)?.len();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A photo whose name holds a comma and a quote, listed in a CSV as spreadsheets quote it.
+    #[test]
+    fn a_csv_path_may_hold_commas_and_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let photo = dir.path().join(r#"Paris, "Sacre-Coeur" 1.jpg"#);
+        std::fs::write(&photo, b"jpeg bytes").unwrap();
+        let csv = dir.path().join("sources.csv");
+        std::fs::write(
+            &csv,
+            "path,lat,lon,heading,source_id,licence\n\
+             \"Paris, \"\"Sacre-Coeur\"\" 1.jpg\",48.88671,2.34305,90,\"sc, 1\",CC BY\n\
+             \n\
+             b.jpg,48.1,2.1\n",
+        )
+        .unwrap();
+        let sources = sources_from_csv(&csv).unwrap();
+        assert_eq!(sources.len(), 2);
+        assert_eq!(sources[0].path, photo);
+        assert_eq!(std::fs::read(&sources[0].path).unwrap(), b"jpeg bytes");
+        assert_eq!(sources[0].location, GeoPoint::new(48.88671, 2.34305));
+        assert_eq!(sources[0].heading, Some(90.0));
+        assert_eq!(sources[0].source_id.as_deref(), Some("sc, 1"));
+        assert_eq!(sources[0].licence.as_deref(), Some("CC BY"));
+        assert_eq!(
+            (sources[1].heading, sources[1].licence.as_deref()),
+            (None, None)
+        );
+
+        // A bad row is named by its line (the blank line counts).
+        std::fs::write(&csv, "path,lat,lon\na.jpg,48.1,2.1\n\nb.jpg,north,2.1\n").unwrap();
+        let e = sources_from_csv(&csv).unwrap_err().to_string();
+        assert_eq!(e, format!("{}: line 4: bad number", csv.display()));
+        std::fs::write(&csv, "path,lon\na.jpg,2.1\n").unwrap();
+        let e = sources_from_csv(&csv).unwrap_err().to_string();
+        assert!(e.contains("needs columns path, lat, lon"), "{e}");
+    }
 }

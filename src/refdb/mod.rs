@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, InstalledDb};
 use crate::error::{Error, IoContext, Result};
 use crate::index::{ExactIndex, HnswIndex, HnswParams};
-use crate::locate::references::{RefInfo, ReferenceSet, Refs, SearchIndex, HNSW_THRESHOLD};
+use crate::locate::references::{RefInfo, RefLookup, ReferenceSet, SearchIndex, HNSW_THRESHOLD};
 use crate::model::{sha256_file, LoadedModel};
 use crate::progress::{CancelToken, ProgressMeter, ProgressSink};
 use format::{RefDb, RefRow};
@@ -613,11 +613,11 @@ pub fn reference_sets(catalog: &Catalog, model_hash: &str) -> Result<Vec<Referen
         out.push(ReferenceSet {
             name: installed.name.clone(),
             index,
-            refs: Refs::Database(Box::new(DbRefs {
+            refs: Box::new(DbRefs {
                 db: Mutex::new(db),
                 name: installed.name,
                 attribution,
-            })),
+            }),
         });
     }
     Ok(out)
@@ -630,8 +630,8 @@ pub struct DbRefs {
     attribution: Option<String>,
 }
 
-impl DbRefs {
-    pub fn get(&self, id: i64) -> Option<RefInfo> {
+impl RefLookup for DbRefs {
+    fn get(&self, id: i64) -> Option<RefInfo> {
         let db = self.db.lock().ok()?;
         let r: RefRow = db.reference(id).ok()??;
         Some(RefInfo {

@@ -27,6 +27,54 @@ pub fn places() -> PathBuf {
     shared().join("places")
 }
 
+/// A frame of the IE-tower sample, as its `dataset.csv` lists it (read by column name).
+pub struct IeTowerFrame {
+    /// The path `dataset.csv` gives, relative to the sample's `data/` folder.
+    pub image_path: String,
+    /// The frame's file.
+    pub path: PathBuf,
+    /// Its floor (the place label).
+    pub label: String,
+    /// A query frame (else a database, "gallery", frame).
+    pub is_query: bool,
+}
+
+/// The IE-tower sample's frames in `dataset.csv` order.
+pub fn ie_tower_frames() -> Vec<IeTowerFrame> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        image_path: String,
+        label: String,
+        split: String,
+    }
+    let root = places().join("ie-tower-sample");
+    let csv = root.join("dataset.csv");
+    csv::Reader::from_path(&csv)
+        .unwrap_or_else(|e| panic!("{}: {e}", csv.display()))
+        .deserialize::<Row>()
+        .map(|row| {
+            let row = row.unwrap_or_else(|e| panic!("{}: {e}", csv.display()));
+            IeTowerFrame {
+                path: root.join("data").join(&row.image_path),
+                image_path: row.image_path,
+                label: row.label,
+                is_query: row.split == "query",
+            }
+        })
+        .collect()
+}
+
+/// Writes a CSV file: `header`, then `rows`, quoted where a field needs it (a comma or a quote
+/// in a path).
+pub fn write_csv<R: AsRef<[String]>>(path: &Path, header: &[&str], rows: &[R]) {
+    let mut w = csv::Writer::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    w.write_record(header).unwrap();
+    for row in rows {
+        w.write_record(row.as_ref()).unwrap();
+    }
+    w.flush().unwrap();
+}
+
 /// Runs the `pinpoint` binary with a catalog; returns its output.
 pub fn pinpoint(catalog: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pinpoint"))
