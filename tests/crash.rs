@@ -34,9 +34,9 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts `pinpoint` and SIGKILLs it `after` its start; true when it was still running then.
-fn kill_after(catalog: &Path, args: &[String], after: Duration) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pinpoint"))
+/// Starts `pinpoint` on `catalog` with no terminal attached.
+fn spawn_pinpoint(catalog: &Path, args: &[String]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pinpoint"))
         .arg("--catalog")
         .arg(catalog)
         .arg("--quiet")
@@ -45,7 +45,12 @@ fn kill_after(catalog: &Path, args: &[String], after: Duration) -> bool {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start pinpoint");
+        .expect("start pinpoint")
+}
+
+/// Starts `pinpoint` and SIGKILLs it `after` its start; true when it was still running then.
+fn kill_after(catalog: &Path, args: &[String], after: Duration) -> bool {
+    let mut child = spawn_pinpoint(catalog, args);
     let start = Instant::now();
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -72,16 +77,7 @@ fn kill_after_start(
     started: &dyn Fn() -> bool,
     after: Option<Duration>,
 ) -> (bool, Duration) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pinpoint"))
-        .arg("--catalog")
-        .arg(catalog)
-        .arg("--quiet")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pinpoint");
+    let mut child = spawn_pinpoint(catalog, args);
     while !started() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("pinpoint {args:?} ended ({status}) before its work began");

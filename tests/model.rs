@@ -220,13 +220,9 @@ fn run_pinpoint(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Files under the content cache's folder, recursively.
+/// Entries in the content cache's folder (one file each).
 fn cache_entries(dir: &Path) -> usize {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .count()
+    files_under(dir).len()
 }
 
 /// `$PINPOINT_CONTENT_CACHE`: a descriptor computed by one process is served to the next by the

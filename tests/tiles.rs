@@ -43,20 +43,7 @@ fn requests(server: &HttpServer) -> Vec<String> {
 }
 
 fn cache_bytes(dir: &Path) -> u64 {
-    walk(dir).iter().map(|p| p.metadata().unwrap().len()).sum()
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    common::files_under(dir).iter().map(|p| p.metadata().unwrap().len()).sum()
 }
 
 #[test]

@@ -102,6 +102,16 @@ pub fn pinpoint_json(catalog: &Path, args: &[&str]) -> (i32, serde_json::Value) 
     (code, json)
 }
 
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect()
+}
+
 /// Copies a file, creating parent folders. The copy is writable, as photos in a library are
 /// (the shared corpus itself is read-only).
 pub fn copy_into(src: &Path, dst: &Path) {
