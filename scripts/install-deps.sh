@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-# Debian packages: a C toolchain (SQLite is compiled in) and the mold linker, ExifTool (the reference reader the tests
+# Debian packages: a C toolchain (SQLite is compiled in), the mold linker, libheif (HEIC and
+# AVIF pixels, with its HEVC and AV1 codecs), ExifTool (the reference reader the tests
 # compare against), Python with pip (the tests' NumPy reference).
 # The desktop app: WebKitGTK and friends for Tauri, Node.js for the front end's build and unit
 # tests, Xvfb and WebKitWebDriver for its end-to-end tests.
-packages=(build-essential pkg-config mold libimage-exiftool-perl
+packages=(build-essential pkg-config mold libimage-exiftool-perl libheif-dev
   file libssl-dev libxdo-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev
   xvfb xauth webkit2gtk-driver)
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

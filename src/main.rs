@@ -597,10 +597,19 @@ enum PhotosCommand {
         /// Only photos whose files are gone
         #[arg(long)]
         missing: bool,
+        /// Only still photos, or only videos
+        #[arg(long, value_enum)]
+        kind: Option<MediaKind>,
         /// At most this many
         #[arg(long)]
         limit: Option<usize>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MediaKind {
+    Photo,
+    Video,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -623,6 +632,7 @@ fn main() -> ExitCode {
             tagged,
             untagged,
             missing,
+            kind,
             limit,
         }) => {
             let tagged = if tagged {
@@ -632,7 +642,8 @@ fn main() -> ExitCode {
             } else {
                 None
             };
-            cli::photos_list(&ctx, tagged, missing, limit)
+            let videos = kind.map(|k| matches!(k, MediaKind::Video));
+            cli::photos_list(&ctx, tagged, missing, videos, limit)
         }
         Command::Show { path } => cli::show(&ctx, &path),
         Command::Thumbnail { path, size } => cli::thumbnail(

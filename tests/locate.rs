@@ -125,18 +125,69 @@ fn same_place_photos_outrank_unrelated_ones() {
             }
         }
     }
-    // Berlin and Tokyo: every pair. Sacre-Coeur (90 pairs of very different Flickr views, day and
-    // night, near and far): at least 70% (measured: about 80%).
+    // The same places as iPhone-style HEIC files (HEVC through libheif's encoder): they match
+    // each other above every unrelated photo, as the JPEGs do.
+    let heic_dir = dir.path().join("heic");
+    for set in ["berlin-triplet", "tokyo-pair"] {
+        let members: Vec<PathBuf> = jpgs(&places().join(set))
+            .iter()
+            .map(|jpg| {
+                let out = heic_dir.join(format!("{set}-{}.heic", jpg.file_stem().unwrap().to_string_lossy()));
+                write_heic(jpg, &out, 1024);
+                out
+            })
+            .collect();
+        let v = cache.describe(&model, &members, &opts, &none, &cancel).unwrap();
+        for (qi, q) in v.iter().enumerate() {
+            let best_unrelated = d.iter().map(|x| dot(q, x)).fold(f32::MIN, f32::max);
+            for (pi, p) in v.iter().enumerate() {
+                if pi != qi {
+                    pairs += 1;
+                    if dot(q, p) <= best_unrelated {
+                        misses.push(format!("{set} (HEIC): {} -> {}", members[qi].display(), members[pi].display()));
+                    }
+                }
+            }
+        }
+    }
+    // Berlin and Tokyo: every pair, JPEG and HEIC. Sacre-Coeur (90 pairs of very different Flickr
+    // views, day and night, near and far): at least 70% (measured: about 80%).
     assert!(
         misses.iter().all(|m| m.starts_with("sacre-coeur")),
         "{misses:#?}"
     );
-    assert_eq!(pairs, 6 + 2 + 90);
+    assert_eq!(pairs, 6 + 2 + 90 + 6 + 2);
     assert!(
         misses.len() <= 27,
         "{} of 90 Sacre-Coeur pairs below an unrelated photo: {misses:#?}",
         misses.len()
     );
+}
+
+/// Encodes `jpg` (upright, long side at most `long_side`) as a HEIC file with libheif's HEVC
+/// encoder, the way a phone stores its photos.
+fn write_heic(jpg: &Path, out: &Path, long_side: u32) {
+    use libheif_rs::{Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, Image, LibHeif, RgbChroma};
+    let img = pinpoint::library::decode::decode_upright(jpg, None).unwrap();
+    let img = img.resize(long_side, long_side, image::imageops::FilterType::Triangle).to_rgb8();
+    let (w, h) = img.dimensions();
+    let mut heif = Image::new(w, h, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
+    heif.create_plane(Channel::Interleaved, w, h, 8).unwrap();
+    {
+        let planes = heif.planes_mut();
+        let plane = planes.interleaved.unwrap();
+        let stride = plane.stride;
+        for (y, row) in img.as_raw().chunks(w as usize * 3).enumerate() {
+            plane.data[y * stride..y * stride + row.len()].copy_from_slice(row);
+        }
+    }
+    let lib = LibHeif::new();
+    let mut encoder = lib.encoder_for_format(CompressionFormat::Hevc).unwrap();
+    encoder.set_quality(EncoderQuality::Lossy(90)).unwrap();
+    let mut context = HeifContext::new().unwrap();
+    context.encode_image(&heif, &mut encoder, None).unwrap();
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    context.write_to_file(out.to_str().unwrap()).unwrap();
 }
 
 /// A library: the Berlin triplet, the Tuscany photos and the sample Sacre-Coeur photos (two tagged
@@ -444,4 +495,56 @@ fn leave_one_out_on_geotagged_photos() {
     let n: u64 = table.iter().map(|b| b["proposals"].as_u64().unwrap()).sum();
     assert_eq!(n, 15, "one visual proposal per photo");
     let _ = PhotoFilter::default();
+}
+
+/// A phone video with GPS is time evidence: a photo taken a minute after it (both clocks in
+/// UTC) is proposed at the video's place; without the video there is nothing to go on.
+#[test]
+fn a_video_with_gps_places_a_photo_taken_a_minute_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let photo = lib.join("after.jpg");
+    copy_into(&exif_corpus().join("ianare-exif-samples/jpg/Canon_40D.jpg"), &photo);
+    // The video's movie header says 2017-02-22 08:20:28 UTC.
+    let set = std::process::Command::new("exiftool")
+        .args([
+            "-q",
+            "-overwrite_original",
+            "-DateTimeOriginal=2017:02:22 08:21:28",
+            "-OffsetTimeOriginal=+00:00",
+        ])
+        .arg(&photo)
+        .status()
+        .unwrap();
+    assert!(set.success());
+    let db = dir.path().join("c.sqlite");
+    pinpoint(&db, &["library", "add", lib.to_str().unwrap(), "--scan"]);
+    assert!(pinpoint(&db, &["describe"]).status.success());
+    let (code, alone) = pinpoint_json(&db, &["propose"]);
+    assert_eq!(code, 0, "{alone}");
+    assert_eq!(alone.as_array().unwrap().len(), 0, "{alone}");
+
+    copy_into(
+        &exif_corpus().join("metadata-extractor-images/gps/with-gps.mp4"),
+        &lib.join("clip.mp4"),
+    );
+    pinpoint(&db, &["scan", lib.to_str().unwrap()]);
+    let (_, videos) = pinpoint_json(&db, &["photos", "list", "--kind", "video"]);
+    let videos = videos.as_array().unwrap();
+    assert_eq!(videos.len(), 1, "{videos:?}");
+    assert_eq!(videos[0]["format"], "video");
+    assert!((videos[0]["duration_s"].as_f64().unwrap() - 0.171).abs() < 1e-6);
+    let (_, stills) = pinpoint_json(&db, &["photos", "list", "--kind", "photo"]);
+    assert_eq!(stills.as_array().unwrap().len(), 1);
+
+    let (code, proposals) = pinpoint_json(&db, &["propose"]);
+    assert_eq!(code, 0, "{proposals}");
+    let list = proposals.as_array().unwrap();
+    let p = list
+        .iter()
+        .find(|p| p["path"].as_str().unwrap().ends_with("after.jpg"))
+        .unwrap_or_else(|| panic!("no proposal for the photo: {proposals}"));
+    assert!(p["sources"].as_array().unwrap().iter().any(|s| s == "time"), "{p}");
+    let d = pinpoint::geo::haversine_m(p["lat"].as_f64().unwrap(), p["lon"].as_f64().unwrap(), 51.4169, -0.0806);
+    assert!(d < 1.0, "{d} m from the video: {p}");
 }

@@ -626,3 +626,133 @@ fn killed_batches_leave_every_file_old_or_new() {
         "only {killed_midway} of 8 rounds were interrupted"
     );
 }
+
+/// Fills a JPEG's EXIF segment (with a UserComment, as phones fill it with maker data) until it
+/// ends less than 100 bytes short of JPEG's 64 KB segment limit.
+fn fill_exif_segment(path: &Path) {
+    let segment_len = |p: &Path| {
+        let b = std::fs::read(p).unwrap();
+        assert_eq!(&b[2..4], &[0xFF, 0xE1], "{}: APP1 first", p.display());
+        u16::from_be_bytes([b[4], b[5]]) as usize
+    };
+    let mut comment = 65_535 - segment_len(path) - 300;
+    for _ in 0..4 {
+        let before = std::fs::read(path).unwrap();
+        let out = std::process::Command::new("exiftool")
+            .args(["-q", "-overwrite_original", &format!("-EXIF:UserComment={}", "x".repeat(comment))])
+            .arg(path)
+            .output()
+            .unwrap();
+        let len = segment_len(path);
+        if out.status.success() && (65_535 - 100..=65_535).contains(&len) {
+            return;
+        }
+        // Too large for exiftool to write, or not full yet: aim again from the original.
+        let grown = if out.status.success() { len as isize } else { 65_600 };
+        std::fs::write(path, &before).unwrap();
+        comment = (comment as isize + (65_535 - 40 - grown)) as usize;
+    }
+    panic!("could not fill the EXIF segment of {}", path.display());
+}
+
+/// A phone JPEG whose EXIF segment is full and which already has GPS takes the new position in
+/// the file itself, in place: ExifTool reads it, every other tag (GPS time stamp included) is as
+/// it was, the image data and the file's length are unchanged, and undo restores the bytes. One
+/// whose GPS IFD has no room for the altitude asked gets a sidecar, and the catalog says its
+/// embedded position is stale (in `show` and `photos list --json`) until undo removes the sidecar.
+#[test]
+fn a_full_exif_segment_takes_the_new_position_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let src = exif_corpus().join("metadata-extractor-images/gps/Apple iPhone 6.jpg");
+    let (full, no_alt) = (lib.join("full.jpg"), lib.join("no-altitude.jpg"));
+    copy_into(&src, &full);
+    copy_into(&src, &no_alt);
+    let stripped = std::process::Command::new("exiftool")
+        .args(["-q", "-overwrite_original", "-GPSAltitude=", "-GPSAltitudeRef="])
+        .arg(&no_alt)
+        .status()
+        .unwrap();
+    assert!(stripped.success());
+    fill_exif_segment(&full);
+    fill_exif_segment(&no_alt);
+    let originals: Vec<Vec<u8>> = [&full, &no_alt].iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let db = dir.path().join("c.sqlite");
+    pinpoint(&db, &["library", "add", lib.to_str().unwrap(), "--scan"]);
+    let (full, no_alt) = (full.canonicalize().unwrap(), no_alt.canonicalize().unwrap());
+    let before = exiftool_map(std::slice::from_ref(&full), &[]);
+
+    let (lat, lon, alt) = (-33.856_784_5, 151.215_296_8, 12.5);
+    let (code, report) = pinpoint_json(
+        &db,
+        &[
+            "tag", "set", "--lat", &lat.to_string(), "--lon", &lon.to_string(), "--alt", &alt.to_string(),
+            full.to_str().unwrap(), no_alt.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{report}");
+    let target = |p: &Path| -> Vec<String> {
+        report["written"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["path"].as_str().unwrap().starts_with(p.to_str().unwrap()))
+            .map(|w| w["target"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(target(&full), ["embedded"], "{report}");
+    assert_eq!(target(&no_alt), ["sidecar"], "{report}");
+    let note = report["notes"].as_array().unwrap().iter().find(|n| n["path"].as_str().unwrap().ends_with("no-altitude.jpg")).expect("a note");
+    let note = note["reason"].as_str().unwrap();
+    assert!(note.contains("sidecar instead") && note.contains("old GPS tag"), "{note}");
+
+    // The full file: the new position, in place.
+    let new = std::fs::read(&full).unwrap();
+    assert_eq!(new.len(), originals[0].len(), "the file grew");
+    assert_eq!(
+        pinpoint::tagging::containers::untouched_parts(PhotoFormat::Jpeg, &originals[0]),
+        pinpoint::tagging::containers::untouched_parts(PhotoFormat::Jpeg, &new),
+        "data outside the EXIF block changed"
+    );
+    let after = exiftool_map(std::slice::from_ref(&full), &[]);
+    let (b, a) = (&before[&full], &after[&full]);
+    let got = |k: &str| a.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+    assert!((got("Composite:GPSLatitude") - lat).abs() < 1e-7, "{a:?}");
+    assert!((got("Composite:GPSLongitude") - lon).abs() < 1e-7, "{a:?}");
+    assert!((got("Composite:GPSAltitude") - alt).abs() < 0.01, "{a:?}");
+    assert_eq!(b.get("GPS:GPSTimeStamp"), a.get("GPS:GPSTimeStamp"), "other GPS tags are kept");
+    for key in b.keys().chain(a.keys()) {
+        if !may_differ(key) {
+            assert_eq!(b.get(key), a.get(key), "{key} changed");
+        }
+    }
+
+    // The other: untouched, its sidecar holds the position, and the catalog flags the old one.
+    assert!(std::fs::read(&no_alt).unwrap() == originals[1], "written although no room");
+    let stale = |db: &Path| -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = pinpoint_json(db, &["photos", "list"])
+            .1
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let name = Path::new(p["path"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned();
+                (name, p["embedded_gps_stale"].as_bool().unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(stale(&db), [("full.jpg".to_string(), false), ("no-altitude.jpg".to_string(), true)]);
+    let show = pinpoint(&db, &["show", no_alt.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(text.contains("embedded GPS  stale"), "{text}");
+    assert!(text.contains("no-altitude.jpg.xmp") && text.contains("(from user)"), "{text}");
+
+    let (code, undo) = pinpoint_json(&db, &["undo"]);
+    assert_eq!(code, 0, "{undo}");
+    assert!(std::fs::read(&full).unwrap() == originals[0], "undo did not restore the bytes");
+    assert!(std::fs::read(&no_alt).unwrap() == originals[1]);
+    assert!(!lib.join("no-altitude.jpg.xmp").exists());
+    assert_eq!(stale(&db), [("full.jpg".to_string(), false), ("no-altitude.jpg".to_string(), false)]);
+}

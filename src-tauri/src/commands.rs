@@ -246,6 +246,7 @@ pub fn photoDetail(state: State<'_, AppState>, id: i64) -> Reply<PhotoDetail> {
         model: p.model.clone(),
         alt: p.gps.and_then(|g| g.alt),
         sidecar_path: p.sidecar_path.as_ref().map(|s| s.display().to_string()),
+        embedded_gps_stale: p.embedded_gps_stale,
         warnings: p.warnings.clone(),
         place,
         proposal: proposal.map(|x| ProposalView::new(&catalog, &x)),

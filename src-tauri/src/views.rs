@@ -27,6 +27,9 @@ pub struct PhotoSummary {
     pub taken_at: Option<String>,
     pub has_proposal: bool,
     pub suspicious: bool,
+    /// A video: catalogued for its time and place; the grid shows an icon, not a thumbnail.
+    pub video: bool,
+    pub duration_s: Option<f64>,
 }
 
 impl PhotoSummary {
@@ -46,6 +49,8 @@ impl PhotoSummary {
             taken_at: p.taken_at.map(|t| t.to_iso()),
             has_proposal,
             suspicious,
+            video: p.format == pinpoint::library::PhotoFormat::Video,
+            duration_s: p.duration_s,
         }
     }
 
@@ -76,6 +81,8 @@ pub struct PhotoDetail {
     pub model: Option<String>,
     pub alt: Option<f64>,
     pub sidecar_path: Option<String>,
+    /// The file's EXIF still holds another position than the sidecar's.
+    pub embedded_gps_stale: bool,
     pub warnings: Vec<String>,
     pub place: Option<PlaceView>,
     pub proposal: Option<ProposalView>,

@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use super::{now_unix, Catalog};
 use crate::error::Result;
-use crate::library::PhotoFormat;
 
 /// A photo that needs a descriptor for a model.
 #[derive(Debug, Clone)]
@@ -36,7 +35,7 @@ pub fn descriptors_from_blob(b: &[u8]) -> Vec<f32> {
 }
 
 /// Formats whose pixels Pinpoint decodes (directly or through an embedded preview).
-const DESCRIBABLE: &str = "('jpeg', 'png', 'tiff', 'webp', 'raw', 'raf')";
+const DESCRIBABLE: &str = "('jpeg', 'png', 'tiff', 'webp', 'heif', 'raw', 'raf')";
 
 impl Catalog {
     /// Records a model (idempotent).
@@ -189,9 +188,4 @@ impl Catalog {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
-}
-
-/// Formats that can be described, for callers that filter themselves.
-pub fn describable(format: PhotoFormat) -> bool {
-    !matches!(format, PhotoFormat::Heif)
 }

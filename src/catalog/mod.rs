@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::error::{Error, IoContext, Result};
 
 pub use browse::{BrowseCounts, BrowseFilter, BrowseKind, BrowseRow, MapPoints, PlaceFilter};
-pub use descriptors::{describable, descriptors_from_blob, DescribeTarget, DescriptorCounts};
+pub use descriptors::{descriptors_from_blob, DescribeTarget, DescriptorCounts};
 pub use jobs::JobRow;
 pub use journal::{BatchRow, EditRow, NewEdit};
 pub use locate::{GpxTrackRow, ProposalRow, SuspiciousRow};

@@ -33,6 +33,8 @@ pub struct PhotoRecord {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub orientation: Option<u8>,
+    /// A video's length in seconds.
+    pub duration_s: Option<f64>,
     #[serde(serialize_with = "iso_time")]
     pub taken_at: Option<CaptureTime>,
     pub gps_time_utc: Option<NaiveDateTime>,
@@ -41,6 +43,8 @@ pub struct PhotoRecord {
     pub gps: Option<GeoPoint>,
     pub gps_source: Option<LocationSource>,
     pub sidecar_path: Option<PathBuf>,
+    /// The file's own EXIF still holds another position than the sidecar's chosen one.
+    pub embedded_gps_stale: bool,
     pub warnings: Vec<String>,
     pub status: PhotoStatus,
     pub missing_since: Option<i64>,
@@ -76,6 +80,8 @@ pub struct PhotoFilter {
     /// `None` lists present photos; `Some(Missing)` lists missing ones.
     pub status: Option<PhotoStatus>,
     pub root_id: Option<i64>,
+    /// `Some(true)`: only videos; `Some(false)`: only still photos.
+    pub videos: Option<bool>,
     pub limit: Option<usize>,
     pub offset: usize,
 }
@@ -102,7 +108,7 @@ pub struct PhotoUpdate<'a> {
 
 pub(super) const COLUMNS: &str = "id, root_id, path, size, mtime_ns, content_hash, format, width, height, orientation, \
     taken_at, taken_at_offset_min, gps_time_utc, make, model, lat, lon, alt, gps_source, sidecar_path, warnings, \
-    status, missing_since, first_seen_at, updated_at";
+    status, missing_since, first_seen_at, updated_at, embedded_gps_stale, duration_s";
 
 pub(super) fn row_to_photo(r: &Row) -> rusqlite::Result<PhotoRecord> {
     let content_hash = blob32(r.get_ref(5)?.as_blob()?);
@@ -143,6 +149,8 @@ pub(super) fn row_to_photo(r: &Row) -> rusqlite::Result<PhotoRecord> {
         },
         gps_source: source.as_deref().and_then(LocationSource::parse),
         sidecar_path: r.get::<_, Option<String>>(19)?.map(PathBuf::from),
+        embedded_gps_stale: r.get(25)?,
+        duration_s: r.get(26)?,
         warnings: warnings
             .map(|w| w.lines().map(str::to_string).collect())
             .unwrap_or_default(),
@@ -167,12 +175,14 @@ impl Catalog {
         let sql = format!(
             "SELECT {COLUMNS} FROM photos WHERE status = ?1 \
              AND (?2 IS NULL OR (lat IS NOT NULL) = ?2) AND (?3 IS NULL OR root_id = ?3) \
+             AND (?6 IS NULL OR (format = 'video') = ?6) \
              ORDER BY path LIMIT ?4 OFFSET ?5"
         );
         let mut stmt = self.conn().prepare(&sql)?;
         let limit = filter.limit.map(|l| l as i64).unwrap_or(-1);
+        let videos = filter.videos.map(|v| v as i64);
         let rows = stmt.query_map(
-            params![status, tagged, filter.root_id, limit, filter.offset as i64],
+            params![status, tagged, filter.root_id, limit, filter.offset as i64, videos],
             row_to_photo,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -305,9 +315,9 @@ pub(crate) fn insert_photo(tx: &Transaction, u: &PhotoUpdate) -> Result<i64> {
     tx.prepare_cached(
         "INSERT INTO photos (root_id, path, size, mtime_ns, content_hash, format, width, height, orientation,
             taken_at, taken_at_offset_min, gps_time_utc, make, model, lat, lon, alt, gps_source, sidecar_path,
-            sidecar_mtime_ns, warnings, status, first_seen_at, updated_at)
+            sidecar_mtime_ns, warnings, status, first_seen_at, updated_at, embedded_gps_stale, duration_s)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-            'present', ?22, ?22)",
+            'present', ?22, ?22, ?23, ?24)",
     )?
     .execute(params![
         u.root_id,
@@ -332,6 +342,8 @@ pub(crate) fn insert_photo(tx: &Transaction, u: &PhotoUpdate) -> Result<i64> {
         u.sidecar_mtime_ns,
         (!md.warnings.is_empty()).then(|| md.warnings.join("\n")),
         now,
+        md.embedded_gps_stale,
+        md.duration_s,
     ])?;
     Ok(tx.last_insert_rowid())
 }
@@ -360,7 +372,7 @@ pub(crate) fn update_photo(tx: &Transaction, id: i64, u: &PhotoUpdate) -> Result
             width = ?8, height = ?9, orientation = ?10, taken_at = ?11, taken_at_offset_min = ?12,
             gps_time_utc = ?13, make = ?14, model = ?15, lat = ?16, lon = ?17, alt = ?18, gps_source = ?19,
             sidecar_path = ?20, sidecar_mtime_ns = ?21, warnings = ?22, status = 'present', missing_since = NULL,
-            updated_at = ?23
+            updated_at = ?23, embedded_gps_stale = ?24, duration_s = ?25
          WHERE id = ?1",
     )?
     .execute(params![
@@ -387,6 +399,8 @@ pub(crate) fn update_photo(tx: &Transaction, id: i64, u: &PhotoUpdate) -> Result
         u.sidecar_mtime_ns,
         (!md.warnings.is_empty()).then(|| md.warnings.join("\n")),
         now_unix(),
+        md.embedded_gps_stale,
+        md.duration_s,
     ])?;
     Ok(())
 }

@@ -250,4 +250,11 @@ pub const MIGRATIONS: &[&str] = &[
     -- instead of 15-60 ms with the capture-time index alone.
     CREATE INDEX photos_browse ON photos(status, taken_at, id);
     "#,
+    // 7: a sidecar's position overrides a different one still embedded in the file (programs
+    // that read only EXIF see the old place); videos' durations.
+    r#"
+    ALTER TABLE photos ADD COLUMN embedded_gps_stale INTEGER NOT NULL DEFAULT 0;
+    -- Videos (format 'video') are catalogued for their time and place; this is their length.
+    ALTER TABLE photos ADD COLUMN duration_s REAL;
+    "#,
 ];

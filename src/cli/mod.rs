@@ -250,12 +250,14 @@ pub fn photos_list(
     ctx: &Context,
     tagged: Option<bool>,
     missing: bool,
+    videos: Option<bool>,
     limit: Option<usize>,
 ) -> Result<Outcome> {
     let catalog = ctx.open_catalog()?;
     let filter = PhotoFilter {
         tagged,
         status: missing.then_some(PhotoStatus::Missing),
+        videos,
         limit,
         ..Default::default()
     };
@@ -308,6 +310,9 @@ pub fn show(ctx: &Context, path: &Path) -> Result<Outcome> {
         "orientation   {}",
         opt(photo.orientation.map(|o| o.to_string()))
     );
+    if let Some(d) = photo.duration_s {
+        println!("duration      {d:.1} s (video)");
+    }
     println!("taken         {}", opt(photo.taken_at.map(|t| t.to_iso())));
     println!(
         "camera        {}",
@@ -330,6 +335,11 @@ pub fn show(ctx: &Context, path: &Path) -> Result<Outcome> {
     }
     if let Some(s) = &photo.sidecar_path {
         println!("sidecar       {}", s.display());
+    }
+    if photo.embedded_gps_stale {
+        println!(
+            "embedded GPS  stale: the file's EXIF still holds another position (programs that read only EXIF show that one)"
+        );
     }
     for w in &photo.warnings {
         println!("warning       {w}");

@@ -1,6 +1,7 @@
 //! Decoding a photo's pixels, upright (EXIF orientation applied), for thumbnails and the model.
 //!
-//! JPEG, PNG, TIFF and WebP are decoded directly. TIFF-based RAW files are decoded from the
+//! JPEG, PNG, TIFF and WebP are decoded directly, HEIF/HEIC and AVIF through libheif
+//! ([`super::heif`]). TIFF-based RAW files are decoded from the
 //! largest JPEG preview they embed, as photo organizers do. Every decode runs under memory
 //! limits, so a forged header (20000 x 20000) is refused instead of exhausting memory, and inside
 //! [`crate::contain::contain`], so a decoder bug costs one file.
@@ -11,7 +12,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use super::format::{sniff, PhotoFormat};
-use super::metadata::jpeg_size;
+use super::metadata::jpeg_frame;
 use crate::contain::contain;
 use crate::error::{Error, IoContext, Result};
 
@@ -56,20 +57,31 @@ fn decode_inner(path: &Path, orientation: Option<u8>) -> Result<DynamicImage> {
         (None, _) => {
             return Err(Error::decode(
                 path,
-                "not a JPEG, PNG, TIFF, WebP or RAW file",
+                "not a JPEG, PNG, TIFF, WebP, HEIF/AVIF or RAW file",
             ))
         }
     };
     match format {
         PhotoFormat::Raw | PhotoFormat::Raf => {
-            let (start, _) = largest_embedded_jpeg(&bytes)
-                .ok_or_else(|| Error::decode(path, "RAW file has no embedded JPEG preview"))?;
-            decode_bytes(path, &bytes[start..], PhotoFormat::Jpeg, orientation)
+            // The largest preview that decodes; a damaged one falls back to the next.
+            let previews = embedded_jpeg_previews(&bytes);
+            let mut failures = Vec::new();
+            for (start, (w, h)) in &previews {
+                match decode_bytes(path, &bytes[*start..], PhotoFormat::Jpeg, orientation) {
+                    Ok(img) => return Ok(img),
+                    Err(e) => failures.push(format!("{w}x{h} preview at byte {start}: {e}")),
+                }
+            }
+            Err(match failures.is_empty() {
+                true => Error::decode(path, "RAW file has no embedded JPEG preview"),
+                false => Error::decode(
+                    path,
+                    format!("no embedded JPEG preview decodes ({})", failures.join("; ")),
+                ),
+            })
         }
-        PhotoFormat::Heif => Err(Error::Unsupported {
-            path: path.to_path_buf(),
-            reason: "HEIF/HEIC pixels are not decoded by this build (metadata is read)".into(),
-        }),
+        PhotoFormat::Heif => super::heif::decode(&bytes, orientation, MAX_SIDE, MAX_DECODE_BYTES)
+            .map_err(|e| Error::decode(path, format!("HEIF: {e}"))),
         f => decode_bytes(path, &bytes, f, orientation),
     }
 }
@@ -102,21 +114,26 @@ fn decode_bytes(
     Ok(img)
 }
 
-/// Finds the embedded JPEG with the most pixels: (offset, (width, height)).
-pub fn largest_embedded_jpeg(bytes: &[u8]) -> Option<(usize, (u32, u32))> {
-    let mut best: Option<(usize, (u32, u32))> = None;
+/// The embedded baseline, extended or progressive JPEGs that end, largest first: (offset,
+/// (width, height)). Lossless JPEG (SOF3) and other frame kinds are a RAW file's sensor data,
+/// not a preview.
+pub fn embedded_jpeg_previews(bytes: &[u8]) -> Vec<(usize, (u32, u32))> {
+    let mut found = Vec::new();
     let mut pos = 0;
     while let Some(i) = find(&bytes[pos..], &[0xFF, 0xD8, 0xFF]) {
         let start = pos + i;
-        if let Ok((w, h)) = jpeg_size(&mut Cursor::new(&bytes[start..])) {
-            let area = w as u64 * h as u64;
-            if best.is_none_or(|(_, (bw, bh))| area > bw as u64 * bh as u64) {
-                best = Some((start, (w, h)));
+        if let Ok((w, h, 0xC0..=0xC2)) = jpeg_frame(&mut Cursor::new(&bytes[start..])) {
+            // A preview cut off before its end-of-image marker decodes to grey rows: skip it.
+            // (In entropy-coded data 0xFF is always followed by 0x00, so the marker is real.)
+            if find(&bytes[start..], &[0xFF, 0xD9]).is_some() {
+                found.push((start, (w, h)));
             }
         }
         pos = start + 3;
     }
-    best
+    // Stable: of two previews the same size, the first in the file.
+    found.sort_by_key(|(_, (w, h))| std::cmp::Reverse(*w as u64 * *h as u64));
+    found
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -127,22 +144,60 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        DynamicImage::new_rgb8(w, h)
+            .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+            .unwrap();
+        out
+    }
+
+    /// A lossless (SOF3) frame header, as CR2 and DNG files store their sensor data.
+    fn lossless_frame(w: u16, h: u16) -> Vec<u8> {
+        let mut out = vec![0xFF, 0xD8, 0xFF, 0xC3, 0x00, 0x0B, 0x0C];
+        out.extend_from_slice(&h.to_be_bytes());
+        out.extend_from_slice(&w.to_be_bytes());
+        out.extend_from_slice(&[0x01, 0x01, 0x11, 0x00]);
+        out.extend_from_slice(&[0u8; 64]);
+        out
+    }
+
     #[test]
-    fn finds_largest_embedded_jpeg() {
-        let mut small = Vec::new();
-        DynamicImage::new_rgb8(8, 6)
-            .write_to(&mut Cursor::new(&mut small), ImageFormat::Jpeg)
-            .unwrap();
-        let mut big = Vec::new();
-        DynamicImage::new_rgb8(64, 48)
-            .write_to(&mut Cursor::new(&mut big), ImageFormat::Jpeg)
-            .unwrap();
+    fn previews_are_jpegs_largest_first_never_lossless_sensor_data() {
+        let (small, big) = (jpeg(8, 6), jpeg(64, 48));
         let mut raw = b"IIU\0junkjunk".to_vec();
         raw.extend_from_slice(&small);
+        raw.extend_from_slice(&lossless_frame(6000, 4000));
         raw.extend_from_slice(b"more");
         let at = raw.len();
         raw.extend_from_slice(&big);
-        assert_eq!(largest_embedded_jpeg(&raw), Some((at, (64, 48))));
-        assert_eq!(largest_embedded_jpeg(b"no jpeg here"), None);
+        // A larger preview cut off by the end of the file.
+        let cut = jpeg(640, 480);
+        raw.extend_from_slice(&cut[..cut.len() - 100]);
+        assert_eq!(
+            embedded_jpeg_previews(&raw),
+            vec![(at, (64, 48)), (12, (8, 6))]
+        );
+        assert!(embedded_jpeg_previews(b"no jpeg here").is_empty());
+    }
+
+    #[test]
+    fn a_preview_that_does_not_decode_falls_back_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw = b"II*\0\x08\0\0\0".to_vec();
+        raw.extend_from_slice(&jpeg(40, 30));
+        // A larger preview whose frame header claims a sample precision no decoder reads.
+        let mut broken = jpeg(320, 240);
+        let sof = broken.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        broken[sof + 4] = 16;
+        raw.extend_from_slice(&broken);
+        let path = dir.path().join("camera.nef");
+        std::fs::write(&path, &raw).unwrap();
+        let img = decode_upright(&path, Some(1)).unwrap();
+        assert_eq!((img.width(), img.height()), (40, 30));
+
+        std::fs::write(&path, &raw[..8]).unwrap();
+        let err = decode_upright(&path, Some(1)).unwrap_err().to_string();
+        assert!(err.contains("camera.nef") && err.contains("no embedded JPEG preview"), "{err}");
     }
 }

@@ -18,6 +18,9 @@ pub enum PhotoFormat {
     Raw,
     /// Fujifilm RAF: a header, then an embedded JPEG carrying the EXIF.
     Raf,
+    /// A phone or camera video (MP4, MOV, M4V, 3GP): catalogued for its time and place, never
+    /// described or written to.
+    Video,
 }
 
 impl PhotoFormat {
@@ -30,6 +33,7 @@ impl PhotoFormat {
             PhotoFormat::Heif => "heif",
             PhotoFormat::Raw => "raw",
             PhotoFormat::Raf => "raf",
+            PhotoFormat::Video => "video",
         }
     }
 
@@ -42,15 +46,25 @@ impl PhotoFormat {
             "heif" => PhotoFormat::Heif,
             "raw" => PhotoFormat::Raw,
             "raf" => PhotoFormat::Raf,
+            "video" => PhotoFormat::Video,
             _ => return None,
         })
+    }
+
+    /// Whether this is a still image (a video is catalogued, but not described).
+    pub fn is_still(self) -> bool {
+        self != PhotoFormat::Video
     }
 
     /// Whether Pinpoint decodes this format's pixels (thumbnails, descriptors) itself.
     pub fn has_decodable_pixels(self) -> bool {
         matches!(
             self,
-            PhotoFormat::Jpeg | PhotoFormat::Png | PhotoFormat::Tiff | PhotoFormat::Webp
+            PhotoFormat::Jpeg
+                | PhotoFormat::Png
+                | PhotoFormat::Tiff
+                | PhotoFormat::Webp
+                | PhotoFormat::Heif
         )
     }
 }
@@ -68,8 +82,9 @@ pub fn format_from_extension(path: &Path) -> Option<PhotoFormat> {
         "png" => PhotoFormat::Png,
         "tif" | "tiff" => PhotoFormat::Tiff,
         "webp" => PhotoFormat::Webp,
-        "heic" | "heif" | "hif" => PhotoFormat::Heif,
+        "heic" | "heif" | "hif" | "avif" => PhotoFormat::Heif,
         "raf" => PhotoFormat::Raf,
+        "mov" | "mp4" | "m4v" | "3gp" | "3g2" | "qt" => PhotoFormat::Video,
         e if RAW_EXTENSIONS.contains(&e) => PhotoFormat::Raw,
         _ => return None,
     })
@@ -90,14 +105,23 @@ pub fn sniff(head: &[u8]) -> Option<PhotoFormat> {
         return Some(PhotoFormat::Raf);
     }
     if head.len() >= 12 && &head[4..8] == b"ftyp" {
-        let brand = &head[8..12];
         const HEIF_BRANDS: &[&[u8; 4]] = &[
-            b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif",
+            b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis",
+            b"miaf",
         ];
-        if HEIF_BRANDS.iter().any(|b| brand == *b) {
+        // The major brand, then the compatible brands after the minor version.
+        let ftyp_end = (u32::from_be_bytes(head[0..4].try_into().unwrap()) as usize).min(head.len());
+        let brands = std::iter::once(&head[8..12])
+            .chain(head.get(16..ftyp_end).unwrap_or(&[]).chunks_exact(4));
+        if brands.into_iter().any(|brand| HEIF_BRANDS.iter().any(|b| brand == *b)) {
             return Some(PhotoFormat::Heif);
         }
-        return None;
+        // Every other ISO base media brand is a movie: isom, mp41, mp42, qt, 3gp5, M4V, ...
+        return Some(PhotoFormat::Video);
+    }
+    // Old QuickTime movies start with their atoms, no `ftyp`.
+    if head.len() >= 8 && matches!(&head[4..8], b"moov" | b"mdat" | b"wide" | b"pnot") {
+        return Some(PhotoFormat::Video);
     }
     if head.len() >= 4 {
         match &head[0..4] {
@@ -129,7 +153,12 @@ mod tests {
         assert_eq!(sniff(b"\xFF\xD8\xFF\xE1"), Some(PhotoFormat::Jpeg));
         assert_eq!(sniff(b"IIU\0\x08\0\0\0"), Some(PhotoFormat::Raw));
         assert_eq!(sniff(b"\0\0\0\x18ftypheic"), Some(PhotoFormat::Heif));
-        assert_eq!(sniff(b"\0\0\0\x18ftypisom"), None);
+        assert_eq!(sniff(b"\0\0\0\x18ftypisom"), Some(PhotoFormat::Video));
+        assert_eq!(sniff(b"\0\0\0\x18ftypqt  "), Some(PhotoFormat::Video));
+        assert_eq!(
+            format_from_extension(Path::new("clip.MOV")),
+            Some(PhotoFormat::Video)
+        );
         assert_eq!(sniff(b"hello"), None);
     }
 }

@@ -86,6 +86,8 @@ pub struct PhotoMetadata {
     pub height: Option<u32>,
     /// EXIF orientation 1..=8.
     pub orientation: Option<u8>,
+    /// A video's length in seconds.
+    pub duration_s: Option<f64>,
     pub taken_at: Option<CaptureTime>,
     /// UTC time from the GPS receiver (GPSDateStamp + GPSTimeStamp).
     pub gps_time_utc: Option<NaiveDateTime>,
@@ -94,6 +96,8 @@ pub struct PhotoMetadata {
     pub location: Option<Located>,
     /// The sidecar that was read, if any.
     pub sidecar: Option<PathBuf>,
+    /// The sidecar's position overrides another one still embedded in the file's EXIF.
+    pub embedded_gps_stale: bool,
     /// Problems that did not stop the file from being catalogued (bad EXIF, GPS 0,0, ...).
     pub warnings: Vec<String>,
 }
@@ -181,19 +185,6 @@ pub fn read_photo_metadata(path: &Path, sidecar: Option<&Path>) -> Result<PhotoM
     }
     let content_hash = content_hash(&mut file, size).at(path)?;
 
-    let exif = match read_exif(&mut file, format, &head, size) {
-        Ok(ExifRead { exif, errors }) => {
-            if !errors.is_empty() {
-                warnings.push(format!("EXIF partly unreadable: {}", errors.join("; ")));
-            }
-            exif
-        }
-        Err(reason) => {
-            warnings.push(format!("EXIF unreadable: {reason}"));
-            None
-        }
-    };
-
     let mut md = PhotoMetadata {
         format,
         size,
@@ -202,47 +193,22 @@ pub fn read_photo_metadata(path: &Path, sidecar: Option<&Path>) -> Result<PhotoM
         width: None,
         height: None,
         orientation: None,
+        duration_s: None,
         taken_at: None,
         gps_time_utc: None,
         make: None,
         model: None,
         location: None,
         sidecar: None,
+        embedded_gps_stale: false,
         warnings,
     };
 
-    match pixel_size(&mut file, format, &head) {
-        Ok(Some((w, h))) => (md.width, md.height) = (Some(w), Some(h)),
-        Ok(None) => {}
-        Err(reason) => md.warnings.push(format!("no pixel size: {reason}")),
+    if format == PhotoFormat::Video {
+        super::video::read_into(&mut file, size, &mut md);
+    } else {
+        read_embedded(&mut file, format, &head, size, &mut md);
     }
-
-    let mut embedded_gps = None;
-    if let Some(exif) = &exif {
-        apply_exif(exif, format, &mut md, &mut embedded_gps);
-    }
-    // A JPEG's own XMP packet is consulted when EXIF has no GPS or no capture time.
-    if format == PhotoFormat::Jpeg && (embedded_gps.is_none() || md.taken_at.is_none()) {
-        if let Some(packet) = embedded_jpeg_xmp(&head) {
-            match parse_xmp(packet) {
-                Ok(x) => apply_xmp(
-                    &x,
-                    "embedded XMP",
-                    LocationSource::Exif,
-                    &mut md,
-                    &mut embedded_gps,
-                ),
-                Err(e) => md.warnings.push(format!("embedded XMP unreadable: {e}")),
-            }
-        }
-    }
-    if format == PhotoFormat::Jpeg && md.taken_at.is_none() {
-        md.taken_at = iptc_capture_time(&head);
-    }
-    md.location = embedded_gps.map(|point| Located {
-        point,
-        source: LocationSource::Exif,
-    });
 
     if let Some(sidecar) = sidecar {
         match std::fs::read(sidecar) {
@@ -258,6 +224,10 @@ pub fn read_photo_metadata(path: &Path, sidecar: Option<&Path>) -> Result<PhotoM
                         &mut sidecar_gps,
                     );
                     if let Some(point) = sidecar_gps {
+                        md.embedded_gps_stale = md.location.is_some_and(|embedded| {
+                            (embedded.point.lat - point.lat).abs() > 1e-7
+                                || (embedded.point.lon - point.lon).abs() > 1e-7
+                        });
                         md.location = Some(Located {
                             point,
                             source: LocationSource::Sidecar,
@@ -277,6 +247,70 @@ pub fn read_photo_metadata(path: &Path, sidecar: Option<&Path>) -> Result<PhotoM
         md.orientation = Some(1);
     }
     Ok(md)
+}
+
+/// A photo's embedded metadata: EXIF (with a lone-GPS-IFD fallback), pixel size, HEIF
+/// transforms, a JPEG's XMP packet and IPTC date.
+fn read_embedded(file: &mut File, format: PhotoFormat, head: &[u8], size: u64, md: &mut PhotoMetadata) {
+    let mut exif_damaged = true;
+    let exif = match read_exif(file, format, head, size) {
+        Ok(ExifRead { exif, errors }) => {
+            if !errors.is_empty() {
+                md.warnings.push(format!("EXIF partly unreadable: {}", errors.join("; ")));
+            }
+            exif_damaged = !errors.is_empty();
+            exif
+        }
+        Err(reason) => {
+            md.warnings.push(format!("EXIF unreadable: {reason}"));
+            None
+        }
+    };
+
+    match pixel_size(file, format, head) {
+        Ok(Some((w, h))) => (md.width, md.height) = (Some(w), Some(h)),
+        Ok(None) => {}
+        Err(reason) => md.warnings.push(format!("no pixel size: {reason}")),
+    }
+
+    let mut embedded_gps = None;
+    if let Some(exif) = &exif {
+        apply_exif(exif, format, md, &mut embedded_gps);
+    }
+    // A HEIF file's orientation is its primary item's transforms (see `library::heif`); EXIF's
+    // tag counts only where there are none.
+    if format == PhotoFormat::Heif {
+        if let Ok(Some(layout)) = heif_layout(file) {
+            if !layout.transforms.is_empty() {
+                md.orientation = Some(super::heif::exif_orientation(&layout.transforms));
+            }
+        }
+    }
+    if embedded_gps.is_none() && exif_damaged {
+        gps_from_lone_ifd(file, format, size, md, &mut embedded_gps);
+    }
+    // A JPEG's own XMP packet is consulted when EXIF has no GPS or no capture time.
+    if format == PhotoFormat::Jpeg && (embedded_gps.is_none() || md.taken_at.is_none()) {
+        if let Some(packet) = embedded_jpeg_xmp(head) {
+            match parse_xmp(packet) {
+                Ok(x) => apply_xmp(
+                    &x,
+                    "embedded XMP",
+                    LocationSource::Exif,
+                    md,
+                    &mut embedded_gps,
+                ),
+                Err(e) => md.warnings.push(format!("embedded XMP unreadable: {e}")),
+            }
+        }
+    }
+    if format == PhotoFormat::Jpeg && md.taken_at.is_none() {
+        md.taken_at = iptc_capture_time(head);
+    }
+    md.location = embedded_gps.map(|point| Located {
+        point,
+        source: LocationSource::Exif,
+    });
 }
 
 struct ExifRead {
@@ -301,6 +335,11 @@ fn read_exif(
         }
     };
     match format {
+        // Videos carry no EXIF (`library::video` reads their boxes).
+        PhotoFormat::Video => Ok(ExifRead {
+            exif: None,
+            errors: Vec::new(),
+        }),
         PhotoFormat::Tiff | PhotoFormat::Raw => {
             if size > TIFF_MAX_BYTES {
                 return Err(format!(
@@ -362,6 +401,53 @@ fn read_exif(
             let mut buffered = BufReader::with_capacity(64 * 1024, &mut *file);
             parse(reader.read_from_container(&mut buffered))
         }
+    }
+}
+
+/// Where damage elsewhere in the EXIF block (an IFD pointer outside it, or two pointers to one
+/// IFD) made the reader drop GPS, reads the GPS IFD on its own, as ExifTool does, with a warning.
+fn gps_from_lone_ifd(
+    file: &mut File,
+    format: PhotoFormat,
+    size: u64,
+    md: &mut PhotoMetadata,
+    gps: &mut Option<GeoPoint>,
+) {
+    let read_len = match format {
+        PhotoFormat::Tiff | PhotoFormat::Raw => size.min(TIFF_MAX_BYTES),
+        // The EXIF segment comes before the image data, in the first 64 KiB segments.
+        PhotoFormat::Jpeg => size.min(4 << 20),
+        _ => return,
+    };
+    let Ok(data) = read_range(file, 0, read_len) else {
+        return;
+    };
+    let data = match format {
+        PhotoFormat::Jpeg => data,
+        _ => normalise_tiff_magic(data),
+    };
+    let Some(alone) = crate::tagging::containers::exif_block(format, &data)
+        .and_then(crate::tagging::tiff_gps::gps_ifd_alone)
+    else {
+        return;
+    };
+    let mut reader = exif::Reader::new();
+    reader.continue_on_error(true);
+    let exif = match reader.read_raw(alone) {
+        Ok(exif) => exif,
+        Err(e) => match e.distill_partial_result(|_| {}) {
+            Ok(exif) => exif,
+            Err(_) => return,
+        },
+    };
+    let gps_time = md.gps_time_utc;
+    apply_exif_gps(&exif, md, gps);
+    if md.gps_time_utc.is_none() {
+        md.gps_time_utc = gps_time;
+    }
+    if gps.is_some() {
+        md.warnings
+            .push("GPS read from its own IFD: another IFD pointer in the EXIF block is damaged".into());
     }
 }
 
@@ -569,6 +655,11 @@ fn apply_exif(
             }
         }
     }
+    apply_exif_gps(exif, md, gps);
+}
+
+/// The GPS IFD's position and time stamp.
+fn apply_exif_gps(exif: &exif::Exif, md: &mut PhotoMetadata, gps: &mut Option<GeoPoint>) {
     let lat = gps_coordinate(exif, Tag::GPSLatitude, Tag::GPSLatitudeRef, b'S');
     let lon = gps_coordinate(exif, Tag::GPSLongitude, Tag::GPSLongitudeRef, b'W');
     let alt = exif
@@ -664,13 +755,22 @@ fn pixel_size(
         }
         PhotoFormat::Webp => webp_size(head).map(Some),
         PhotoFormat::Heif => heif_size(file),
-        // TIFF sizes come from IFD0 in apply_exif; RAW sizes from the EXIF pixel dimensions.
-        PhotoFormat::Tiff | PhotoFormat::Raw | PhotoFormat::Raf => Ok(None),
+        // TIFF sizes come from IFD0 in apply_exif; RAW sizes from the EXIF pixel dimensions;
+        // a video's from its track header (`library::video`).
+        PhotoFormat::Tiff | PhotoFormat::Raw | PhotoFormat::Raf | PhotoFormat::Video => Ok(None),
     }
 }
 
-/// Walks JPEG segments to the first SOF marker.
+/// Walks JPEG segments to the first SOF marker: the frame's size.
 pub(crate) fn jpeg_size<R: Read + Seek>(reader: &mut R) -> std::result::Result<(u32, u32), String> {
+    jpeg_frame(reader).map(|(w, h, _)| (w, h))
+}
+
+/// Walks JPEG segments to the first SOF marker: (width, height, SOF marker). The marker tells
+/// baseline (0xC0), extended (0xC1) and progressive (0xC2) from lossless (0xC3) and others.
+pub(crate) fn jpeg_frame<R: Read + Seek>(
+    reader: &mut R,
+) -> std::result::Result<(u32, u32, u8), String> {
     reader.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     let mut r = BufReader::with_capacity(16 * 1024, reader);
     let mut b2 = [0u8; 2];
@@ -711,7 +811,7 @@ pub(crate) fn jpeg_size<R: Read + Seek>(reader: &mut R) -> std::result::Result<(
             if w == 0 || h == 0 {
                 return Err(format!("frame header says {w}x{h}"));
             }
-            return Ok((w, h));
+            return Ok((w, h, marker));
         }
         r.seek_relative(len - 2).map_err(|e| e.to_string())?;
         if r.fill_buf().map_err(|e| e.to_string())?.is_empty() {
@@ -750,9 +850,31 @@ fn webp_size(head: &[u8]) -> std::result::Result<(u32, u32), String> {
     }
 }
 
-/// HEIF: the largest `ispe` (image spatial extent) property in `meta/iprp/ipco`. For grid images
-/// the primary item's extent is the whole picture and larger than any tile or thumbnail.
+/// HEIF: the primary item's `ispe` (image spatial extent); for grid images that is the whole
+/// picture. Files whose primary item has none fall back to the largest `ispe` in `ipco`.
 fn heif_size(file: &mut File) -> std::result::Result<Option<(u32, u32)>, String> {
+    let Some(meta) = heif_meta_box(file)? else {
+        return Ok(None);
+    };
+    if let Ok(super::heif::HeifLayout { size: Some(size), .. }) = super::heif::layout(&meta) {
+        return Ok(Some(size));
+    }
+    let mut best: Option<(u32, u32)> = None;
+    // The box header, then `meta`'s 4 bytes of version and flags, then its children.
+    find_ispe(meta.get(12..).unwrap_or(&[]), 0, &mut best);
+    Ok(best)
+}
+
+/// The primary item's size and transforms, read from the file's `meta` box.
+fn heif_layout(file: &mut File) -> std::result::Result<Option<super::heif::HeifLayout>, String> {
+    match heif_meta_box(file)? {
+        Some(meta) => super::heif::layout(&meta).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The top-level `meta` box, header included (at most 16 MiB of it).
+fn heif_meta_box(file: &mut File) -> std::result::Result<Option<Vec<u8>>, String> {
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut pos = 0u64;
     while pos + 8 <= len {
@@ -760,10 +882,11 @@ fn heif_size(file: &mut File) -> std::result::Result<Option<(u32, u32)>, String>
         if &kind == b"meta" {
             let body = read_range(file, pos + header, (size - header).min(16 << 20))
                 .map_err(|e| e.to_string())?;
-            // `meta` is a full box: 4 bytes of version and flags before its children.
-            let mut best: Option<(u32, u32)> = None;
-            find_ispe(body.get(4..).unwrap_or(&[]), 0, &mut best);
-            return Ok(best);
+            let mut boxed = Vec::with_capacity(body.len() + 8);
+            boxed.extend_from_slice(&((body.len() + 8) as u32).to_be_bytes());
+            boxed.extend_from_slice(b"meta");
+            boxed.extend_from_slice(&body);
+            return Ok(Some(boxed));
         }
         pos += size;
     }

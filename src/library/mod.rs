@@ -4,12 +4,14 @@
 pub mod capture_time;
 pub mod decode;
 pub mod format;
+pub mod heif;
 mod iptc;
 pub mod jpeg;
 pub mod metadata;
 pub mod roots;
 pub mod scan;
 pub mod thumbnail;
+pub mod video;
 pub mod xmp;
 
 pub use capture_time::CaptureTime;

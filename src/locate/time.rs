@@ -1,8 +1,8 @@
 //! Capture-time evidence: photos taken minutes apart on the same camera are usually near each
 //! other, so an untagged photo is placed between the tagged photos taken just before and after it.
 //!
-//! Times are compared on the same camera's clock (its local time, whatever its time zone or
-//! error), or in UTC between cameras when both photos record their UTC offset.
+//! Times are compared in UTC when both photos record their UTC offset, else on the same camera's
+//! clock (its local time, whatever its time zone or error).
 
 use serde::Serialize;
 
@@ -60,14 +60,13 @@ fn seconds_between(
     other: &CaptureTime,
     other_camera: Option<&str>,
 ) -> Option<f64> {
+    // UTC first where both offsets are known: one camera's clock moves between time zones on a
+    // trip, and a phone records its videos' times in UTC but its photos' in local time.
+    if let (Some(a), Some(b)) = (target.utc(), other.utc()) {
+        return Some((b - a).as_seconds_f64());
+    }
     let same_camera = matches!((target_camera, other_camera), (Some(a), Some(b)) if a == b);
-    if same_camera {
-        return Some((other.local - target.local).as_seconds_f64());
-    }
-    match (target.utc(), other.utc()) {
-        (Some(a), Some(b)) => Some((b - a).as_seconds_f64()),
-        _ => None,
-    }
+    same_camera.then(|| (other.local - target.local).as_seconds_f64())
 }
 
 /// The position implied by the tagged photos taken within `window_s` of the target.
@@ -194,5 +193,17 @@ mod tests {
             None
         )
         .is_none());
+    }
+
+    /// One phone: its video's time in UTC, its photo's in local time at UTC+2. Comparing the
+    /// wall clocks would put them two hours apart.
+    #[test]
+    fn one_camera_in_two_time_zones_is_compared_in_utc() {
+        let refs = vec![TimedRef {
+            taken_at: t("2020-05-01T10:00:00+00:00"),
+            ..r(4, "2020-05-01T00:00:00", 48.0, "Phone")
+        }];
+        let e = estimate(&t("2020-05-01T12:01:00+02:00"), Some("Phone"), &refs, 600.0, None).unwrap();
+        assert_eq!(e.gap_s, 60.0);
     }
 }

@@ -3,7 +3,7 @@
 //! metadata container and, where the container says how long it is, its length; every other byte
 //! (image data, ICC profiles, XMP, IPTC, thumbnails, MakerNotes) stays where it was.
 
-use super::tiff_gps::{check_structure, set_gps};
+use super::tiff_gps::{check_structure, set_gps, set_gps_in_place};
 use crate::geo::GeoPoint;
 use crate::library::PhotoFormat;
 
@@ -126,9 +126,15 @@ fn jpeg(original: &[u8], point: Option<&GeoPoint>) -> Result<Vec<u8>, String> {
                     "an AFCP trailer holds absolute offsets (a sidecar is used instead)".into(),
                 );
             }
-            let mut tiff = original[start + 4 + EXIF_HEADER.len()..end].to_vec();
-            check_structure(&tiff)?;
-            set_gps(&mut tiff, point)?;
+            let block = &original[start + 4 + EXIF_HEADER.len()..end];
+            check_structure(block)?;
+            // A GPS IFD that is already there takes the new position in place: the segment
+            // keeps its length (it may be near its 64 KB limit) and the old position is gone.
+            let mut tiff = block.to_vec();
+            if !point.is_some_and(|p| set_gps_in_place(&mut tiff, p).is_ok()) {
+                tiff = block.to_vec();
+                set_gps(&mut tiff, point)?;
+            }
             (start, end, tiff)
         }
         None if point.is_none() => return Ok(original.to_vec()), // nothing to remove
@@ -308,10 +314,18 @@ fn webp(original: &[u8], point: Option<&GeoPoint>) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// The TIFF block of a PNG's eXIf or a WebP's EXIF chunk, without the "Exif\0\0" some writers
-/// put in front of it.
+/// The TIFF block of a JPEG's EXIF segment, a PNG's eXIf or a WebP's EXIF chunk (without the
+/// "Exif\0\0" in front of it), or a whole TIFF file.
 pub fn exif_block(format: PhotoFormat, data: &[u8]) -> Option<&[u8]> {
     let body = match format {
+        PhotoFormat::Jpeg => {
+            let (_, s, e) = jpeg_segments(data)
+                .ok()?
+                .into_iter()
+                .find(|(m, s, e)| *m == 0xE1 && data[s + 4..*e].starts_with(EXIF_HEADER))?;
+            &data[s + 4..e]
+        }
+        PhotoFormat::Tiff | PhotoFormat::Raw => data,
         PhotoFormat::Png => {
             let (_, s, e) = png_chunks(data)
                 .ok()?

@@ -313,6 +313,18 @@ fn sidecar_for(photo: &PhotoRecord) -> PathBuf {
         })
 }
 
+/// What a photographer must know when a sidecar takes a position the file's own EXIF contradicts.
+fn stale_note(photo: &PhotoRecord, point: Option<&GeoPoint>) -> &'static str {
+    let embedded = photo.gps_source == Some(LocationSource::Exif) || photo.embedded_gps_stale;
+    match (embedded, point) {
+        (true, Some(_)) => {
+            " (the file itself keeps its old GPS tag: programs that read only EXIF still show the old place)"
+        }
+        (true, None) => " (the file itself keeps its GPS tag: programs that read only EXIF still show it)",
+        (false, _) => "",
+    }
+}
+
 /// Decides and prepares the writes for one photo.
 fn plan(
     photo: &PhotoRecord,
@@ -337,7 +349,7 @@ fn plan(
                 Err(containers::EmbedError::Unsupported(why)) => {
                     notes.push(FileProblem {
                         path: real.to_path_buf(),
-                        reason: format!("{why}; written to a sidecar instead"),
+                        reason: format!("{why}; written to a sidecar instead{}", stale_note(photo, point)),
                     });
                     None
                 }
@@ -356,7 +368,7 @@ fn plan(
             };
             notes.push(FileProblem {
                 path: real.to_path_buf(),
-                reason: format!("{why}; written to a sidecar instead"),
+                reason: format!("{why}; written to a sidecar instead{}", stale_note(photo, point)),
             });
             None
         };

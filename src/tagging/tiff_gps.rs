@@ -217,6 +217,29 @@ fn rationals(a: &Appender, values: &[(u32, u32)]) -> Vec<u8> {
 
 /// Sets (`Some`) or removes (`None`) the GPS position in the TIFF block `tiff`, in place and by
 /// appending only. Returns an error, leaving `tiff` as it was, when the structure is not usable.
+/// A copy of `tiff` whose header points to a new IFD0 holding only IFD0's GPSInfo pointer, so a
+/// reader walks nothing but the GPS IFD. For blocks where another IFD pointer is damaged (points
+/// outside the block, into the GPS IFD, or at another IFD), which makes strict readers drop GPS
+/// along with it. `None` when IFD0 has no GPSInfo entry.
+pub fn gps_ifd_alone(tiff: &[u8]) -> Option<Vec<u8>> {
+    let order = order_of(tiff).ok()?;
+    let t = Tiff { data: tiff, order };
+    let ifd0_offset = t.u32(4)? as usize;
+    let (entries, _) = t.ifd(ifd0_offset).ok()?;
+    let i = entries.iter().position(|e| t.tag(e) == GPS_INFO)?;
+    let gps_offset = t.u32(ifd0_offset + 2 + 12 * i + 8)?;
+    let mut out = tiff.to_vec();
+    let mut a = Appender {
+        out: &mut out,
+        order,
+    };
+    let entry = a.entry(GPS_INFO, 4, 1, &[], Some(gps_offset));
+    let new_ifd0 = a.ifd_in_order(vec![entry], 0).ok()?;
+    let v = a.u32(new_ifd0);
+    out[4..8].copy_from_slice(&v);
+    Some(out)
+}
+
 pub fn set_gps(tiff: &mut Vec<u8>, point: Option<&GeoPoint>) -> Result<(), String> {
     let order = order_of(tiff)?;
     let original_len = tiff.len();
@@ -339,6 +362,129 @@ fn set_gps_inner(tiff: &mut Vec<u8>, order: Order, point: Option<&GeoPoint>) -> 
                 a.out.resize(a.out.len() + pad, 0);
             }
         }
+    }
+    Ok(())
+}
+
+/// Overwrites the position in the block's existing GPS IFD, in place: nothing is appended and the
+/// block keeps its length, for a JPEG whose EXIF segment has no room left to grow (64 KB). The old
+/// latitude, longitude (and altitude) values are overwritten where they are, so the old position
+/// does not linger in the file; the IFD is rewritten at its own place with the same or fewer
+/// entries (accuracy and datum tags of the old fix are dropped, other GPS tags kept).
+/// `Err` says why this file has no room (the caller falls back to appending, or to a sidecar).
+pub fn set_gps_in_place(tiff: &mut [u8], point: &GeoPoint) -> Result<(), String> {
+    let order = order_of(tiff)?;
+    let t = Tiff { data: tiff, order };
+    let no_room = |why: &str| Err(format!("no room in the GPS IFD: {why}"));
+    let ifd0_offset = t.u32(4).ok_or("truncated TIFF header")? as usize;
+    let (ifd0, _) = t.ifd(ifd0_offset)?;
+    let Some(i) = ifd0.iter().position(|e| t.tag(e) == GPS_INFO) else {
+        return no_room("the file has none");
+    };
+    let gps = t.u32(ifd0_offset + 2 + 12 * i + 8).ok_or("truncated IFD0")? as usize;
+    let (old_entries, next) = t.ifd(gps)?;
+    let ifd_end = gps + 2 + 12 * old_entries.len() + 4;
+    // Where an old entry keeps its value outside the IFD: (offset, bytes), when the type and count
+    // make room for `need` bytes.
+    let area = |tag: u16, types: &[u16], need: usize| -> Option<(usize, usize)> {
+        let e = old_entries.iter().find(|e| t.tag(e) == tag)?;
+        let entry = Tiff { data: e, order };
+        let typ = entry.u16(2)?;
+        let size = type_size(typ).checked_mul(entry.u32(4)? as usize)?;
+        let at = entry.u32(8)? as usize;
+        let fits = types.contains(&typ) && size >= need && size > 4 && at.checked_add(size)? <= tiff.len();
+        // A value inside the IFD's own entries would be overwritten by them.
+        let clear_of_ifd = at + size <= gps || at >= ifd_end;
+        (fits && clear_of_ifd).then_some((at, size))
+    };
+    let (Some(lat_at), Some(lon_at)) = (
+        area(LAT, &[RATIONAL], 24),
+        area(LON, &[RATIONAL], 24),
+    ) else {
+        return no_room("latitude and longitude are not three rationals each");
+    };
+    let alt_at = match point.alt {
+        Some(_) => Some(area(ALT, &[RATIONAL], 8).ok_or("no room in the GPS IFD: no altitude value")?),
+        None => None,
+    };
+    let datum_at = area(MAP_DATUM, &[ASCII], 7);
+    let method_at = area(PROCESSING_METHOD, &[UNDEFINED, ASCII], 14);
+    let mut areas: Vec<(usize, usize)> = [Some(lat_at), Some(lon_at), alt_at, datum_at, method_at]
+        .into_iter()
+        .flatten()
+        .collect();
+    areas.sort();
+    if areas.windows(2).any(|w| w[0].0 + w[0].1 > w[1].0) {
+        return no_room("two values share bytes");
+    }
+
+    let mut scratch = Vec::new();
+    let a = Appender {
+        out: &mut scratch,
+        order,
+    };
+    let kept: Vec<[u8; 12]> = old_entries
+        .iter()
+        .filter(|e| t.tag(e) <= LAST_GPS_TAG && !REPLACED.contains(&t.tag(e)))
+        .copied()
+        .collect();
+    let lat_ref = if point.lat < 0.0 { b"S\0" } else { b"N\0" };
+    let lon_ref = if point.lon < 0.0 { b"W\0" } else { b"E\0" };
+    let mut entries = kept;
+    entries.push(a.entry(LAT_REF, ASCII, 2, lat_ref, None));
+    entries.push(a.entry(LAT, RATIONAL, 3, &[], Some(lat_at.0 as u32)));
+    entries.push(a.entry(LON_REF, ASCII, 2, lon_ref, None));
+    entries.push(a.entry(LON, RATIONAL, 3, &[], Some(lon_at.0 as u32)));
+    let mut values: Vec<(usize, usize, Vec<u8>)> = vec![
+        (lat_at.0, lat_at.1, rationals(&a, &dms(point.lat))),
+        (lon_at.0, lon_at.1, rationals(&a, &dms(point.lon))),
+    ];
+    if let (Some(alt), Some(at)) = (point.alt, alt_at) {
+        let cm = (alt.abs() * 100.0).round().min(u32::MAX as f64) as u32;
+        entries.push(a.entry(ALT_REF, BYTE, 1, &[(alt < 0.0) as u8], None));
+        entries.push(a.entry(ALT, RATIONAL, 1, &[], Some(at.0 as u32)));
+        values.push((at.0, at.1, rationals(&a, &[(cm, 100)])));
+    }
+    if entries.len() > old_entries.len() {
+        return no_room("more entries than the IFD holds");
+    }
+    // Optional tags, while the old IFD has entries to spare.
+    let mut optional = vec![(a.entry(VERSION_ID, BYTE, 4, &[2, 3, 0, 0], None), None)];
+    if let Some(at) = datum_at {
+        optional.push((
+            a.entry(MAP_DATUM, ASCII, 7, &[], Some(at.0 as u32)),
+            Some((at.0, at.1, b"WGS-84\0".to_vec())),
+        ));
+    }
+    if let Some(at) = method_at {
+        optional.push((
+            a.entry(PROCESSING_METHOD, UNDEFINED, 14, &[], Some(at.0 as u32)),
+            Some((at.0, at.1, b"ASCII\0\0\0MANUAL".to_vec())),
+        ));
+    }
+    for (entry, value) in optional {
+        if entries.len() < old_entries.len() {
+            entries.push(entry);
+            values.extend(value);
+        }
+    }
+    entries.sort_by_key(|e| tag_of(order, e));
+    let count = a.u16(entries.len() as u16);
+    let next = a.u32(next);
+
+    // Write: the IFD at its own place (unused entry slots zeroed), then the values, each area
+    // zero-padded to its old length so no digit of the old value remains.
+    let mut ifd = Vec::with_capacity(ifd_end - gps);
+    ifd.extend_from_slice(&count);
+    for e in &entries {
+        ifd.extend_from_slice(e);
+    }
+    ifd.extend_from_slice(&next);
+    ifd.resize(ifd_end - gps, 0);
+    tiff[gps..ifd_end].copy_from_slice(&ifd);
+    for (at, len, mut bytes) in values {
+        bytes.resize(len, 0);
+        tiff[at..at + len].copy_from_slice(&bytes);
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ pub struct SplitSummary {
     pub database: usize,
 }
 
-/// The catalog's present, describable photos tagged by camera, sidecar or the user.
+/// The catalog's present still photos (not videos) tagged by camera, sidecar or the user.
 pub fn tagged_photos(catalog: &Catalog) -> Result<Vec<TaggedPhoto>> {
     let photos = catalog.photos(&PhotoFilter {
         tagged: Some(true),
@@ -63,7 +63,7 @@ pub fn tagged_photos(catalog: &Catalog) -> Result<Vec<TaggedPhoto>> {
     })?;
     Ok(photos
         .into_iter()
-        .filter(|p| crate::catalog::describable(p.format))
+        .filter(|p| p.format.is_still())
         .filter(|p| p.gps_source != Some(LocationSource::Proposal))
         .filter_map(|p| {
             Some(TaggedPhoto {

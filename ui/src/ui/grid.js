@@ -254,7 +254,7 @@ export class VirtualGrid {
         title: p.name || p.path || '',
         draggable: this.o.draggable ? 'true' : 'false',
       },
-      img(thumbUrl(p.id), { alt: p.name || '' }),
+      p.video ? videoTile(p) : img(thumbUrl(p.id), { alt: p.name || '' }),
       badges,
       h('div', { class: 'cell-name' }, p.name || ''),
     );
@@ -458,4 +458,11 @@ export function getDragIds(e) {
 export function isPhotoDrag(e) {
   const types = e.dataTransfer ? [...e.dataTransfer.types] : [];
   return types.includes(DRAG_TYPE) || types.includes('text/plain');
+}
+
+/** A video's cell: an icon and its length (Pinpoint reads videos' time and place, not frames). */
+function videoTile(p) {
+  const secs = Math.round(p.durationS || 0);
+  const length = p.durationS === null || p.durationS === undefined ? '' : `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
+  return h('div', { class: 'thumb video-tile', role: 'img', 'aria-label': `Video ${p.name || ''}` }, icon('video', 40), h('span', { class: 'video-length' }, length));
 }

@@ -227,7 +227,7 @@ export default function createLibrary(app, root) {
   }
 
   function renderDetailSkeleton(p) {
-    setChildren(detail, h('div', { class: 'detail-preview' }, img(api.previewUrl(p.id), { alt: p.name, lazy: false, className: 'preview' })), h('div', { class: 'detail-body' }, h('h2', { class: 'detail-title' }, p.name), spinner('Loading details…')));
+    setChildren(detail, h('div', { class: 'detail-preview' }, previewOf(p)), h('div', { class: 'detail-body' }, h('h2', { class: 'detail-title' }, p.name), spinner('Loading details…')));
   }
 
   function renderDetail(d) {
@@ -281,6 +281,7 @@ export default function createLibrary(app, root) {
     if (d.alt !== null && d.alt !== undefined) rows.push(['Altitude', `${Math.round(d.alt)} m`]);
     if (d.place) rows.push(['Place', [d.place.city, d.place.region, d.place.country].filter(Boolean).join(', ')]);
     if (prop) rows.push(['Proposal', `${formatCoord(prop.lat, prop.lon, 4)} · ${formatPercent(prop.confidence)} · ${prop.status}`]);
+    if (d.video && d.durationS !== null && d.durationS !== undefined) rows.push(['Length', `${d.durationS.toFixed(1)} s`]);
     if (d.sidecarPath) rows.push(['Sidecar', d.sidecarPath]);
     rows.push(['Path', d.path]);
 
@@ -290,6 +291,12 @@ export default function createLibrary(app, root) {
     else chips.append(h('span', { class: 'chip' }, 'No location'));
     if (d.hasProposal) chips.append(h('span', { class: 'chip chip-accent' }, 'Proposed'));
     if (d.suspicious) chips.append(h('span', { class: 'chip chip-warn' }, icon('suspicious', 12), 'Suspicious'));
+    if (d.embeddedGpsStale) {
+      chips.append(h('span', {
+        class: 'chip chip-warn',
+        title: 'The location is in the sidecar; the file itself still carries its old GPS tag, which programs that read only EXIF will show.',
+      }, icon('suspicious', 12), 'Old GPS still in file'));
+    }
 
     const mapBox = h('div', { class: 'detail-map' });
     const actions = h('div', { class: 'detail-actions' });
@@ -300,7 +307,7 @@ export default function createLibrary(app, root) {
 
     setChildren(
       detail,
-      h('div', { class: 'detail-preview' }, img(api.previewUrl(d.id), { alt: d.name, lazy: false, className: 'preview' })),
+      h('div', { class: 'detail-preview' }, previewOf(d)),
       h(
         'div',
         { class: 'detail-body' },
@@ -313,6 +320,12 @@ export default function createLibrary(app, root) {
       ),
     );
     if (located || prop) drawMini(mapBox, d);
+  }
+
+  /** The large picture of the detail pane; a video shows its icon (its frames are not decoded). */
+  function previewOf(p) {
+    if (p.video) return h('div', { class: 'preview video-tile', role: 'img', 'aria-label': `Video ${p.name || ''}` }, icon('video', 64));
+    return img(api.previewUrl(p.id), { alt: p.name, lazy: false, className: 'preview' });
   }
 
   function drawMini(box, d) {
