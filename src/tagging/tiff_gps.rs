@@ -445,11 +445,20 @@ pub fn set_gps_in_place(tiff: &mut [u8], point: &GeoPoint) -> Result<(), String>
         entries.push(a.entry(ALT, RATIONAL, 1, &[], Some(at.0 as u32)));
         values.push((at.0, at.1, rationals(&a, &[(cm, 100)])));
     }
+    // The version tag is required where the file had one (validators ask for it), optional
+    // where it had none.
+    let version = a.entry(VERSION_ID, BYTE, 4, &[2, 3, 0, 0], None);
+    let had_version = old_entries.iter().any(|e| t.tag(e) == VERSION_ID);
+    let mut optional = Vec::new();
+    if had_version {
+        entries.push(version);
+    } else {
+        optional.push((version, None));
+    }
     if entries.len() > old_entries.len() {
         return no_room("more entries than the IFD holds");
     }
     // Optional tags, while the old IFD has entries to spare.
-    let mut optional = vec![(a.entry(VERSION_ID, BYTE, 4, &[2, 3, 0, 0], None), None)];
     if let Some(at) = datum_at {
         optional.push((
             a.entry(MAP_DATUM, ASCII, 7, &[], Some(at.0 as u32)),

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  formatCount, plural, formatCoord, formatLatLon, formatDate, formatDuration, formatEta,
+  formatCount, plural, formatCoord, formatLatLon, formatDate, formatDuration, formatClipLength, formatEta,
   formatRate, formatBytes, formatPercent, formatDistance, formatPixels, formatSource,
   formatProgress, jobFraction, shortenPath, formatAgo,
 } from '../src/lib/format.js';
@@ -95,4 +95,12 @@ test('long paths keep their file name', () => {
   assert.ok(s.includes('…'));
   assert.equal(shortenPath('/a/b.jpg', 36), '/a/b.jpg');
   assert.ok(shortenPath('C:\\Users\\anna\\Pictures\\2019\\Holidays\\IMG_1.JPG', 28).endsWith('\\IMG_1.JPG'));
+});
+
+test('video lengths read like a player\'s', () => {
+  assert.equal(formatClipLength(0.171), '0:00');
+  assert.equal(formatClipLength(4.97), '0:05');
+  assert.equal(formatClipLength(760), '12:40');
+  assert.equal(formatClipLength(3723), '1:02:03');
+  assert.equal(formatClipLength(null), '—');
 });

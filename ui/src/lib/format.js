@@ -95,6 +95,15 @@ export function formatDuration(sec) {
   return `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 
+/** A video's length as players show it: "0:05", "12:40", "1:02:03"; "—" when unknown. */
+export function formatClipLength(sec) {
+  if (!isNum(sec) || sec < 0) return DASH;
+  const s = Math.round(sec);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
 /** ETA text for a job: "3 min 05 s left"; "—" when unknown. */
 export function formatEta(sec) {
   const d = formatDuration(sec);

@@ -3,7 +3,7 @@
 import { computeLayout, visibleItems, cellPosition, pagesFor, scrollToReveal, moveIndex, indexRange, PageCache } from '../lib/virtualgrid.js';
 import { h, icon, img, spinner, clear } from './dom.js';
 import { thumbUrl } from '../api.js';
-import { formatCount } from '../lib/format.js';
+import { formatCount, formatClipLength } from '../lib/format.js';
 
 export const DRAG_TYPE = 'application/x-pinpoint-photos';
 
@@ -462,7 +462,6 @@ export function isPhotoDrag(e) {
 
 /** A video's cell: an icon and its length (Pinpoint reads videos' time and place, not frames). */
 function videoTile(p) {
-  const secs = Math.round(p.durationS || 0);
-  const length = p.durationS === null || p.durationS === undefined ? '' : `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
+  const length = p.durationS === null || p.durationS === undefined ? '' : formatClipLength(p.durationS);
   return h('div', { class: 'thumb video-tile', role: 'img', 'aria-label': `Video ${p.name || ''}` }, icon('video', 40), h('span', { class: 'video-length' }, length));
 }

@@ -8,6 +8,7 @@ import { parseFilter, serializeFilter, filterToApi, filtersEqual, normalizeFilte
 import {
   formatCount, plural, formatDate, formatBytes, formatPixels, formatCoord, formatSource,
   formatPercent, shortenPath, formatAgo,
+  formatClipLength,
 } from '../lib/format.js';
 
 const KINDS = [
@@ -281,7 +282,7 @@ export default function createLibrary(app, root) {
     if (d.alt !== null && d.alt !== undefined) rows.push(['Altitude', `${Math.round(d.alt)} m`]);
     if (d.place) rows.push(['Place', [d.place.city, d.place.region, d.place.country].filter(Boolean).join(', ')]);
     if (prop) rows.push(['Proposal', `${formatCoord(prop.lat, prop.lon, 4)} · ${formatPercent(prop.confidence)} · ${prop.status}`]);
-    if (d.video && d.durationS !== null && d.durationS !== undefined) rows.push(['Length', `${d.durationS.toFixed(1)} s`]);
+    if (d.video && d.durationS !== null && d.durationS !== undefined) rows.push(['Length', formatClipLength(d.durationS)]);
     if (d.sidecarPath) rows.push(['Sidecar', d.sidecarPath]);
     rows.push(['Path', d.path]);
 
