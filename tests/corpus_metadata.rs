@@ -303,13 +303,26 @@ fn files_with_extension(exts: &[&str]) -> Vec<PathBuf> {
 fn heif_and_avif_photos_decode_upright() {
     use pinpoint::library::PhotoFormat;
     let files = files_with_extension(&["heic", "heif", "hif", "avif"]);
-    let mut args = vec!["-n", "-j", "-q", "-q", "-G1", "-a", "-File:ImageWidth", "-File:ImageHeight", "-QuickTime:Rotation"];
+    let mut args = vec![
+        "-n",
+        "-j",
+        "-q",
+        "-q",
+        "-G1",
+        "-a",
+        "-File:ImageWidth",
+        "-File:ImageHeight",
+        "-QuickTime:Rotation",
+    ];
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     args.extend(names.iter().map(|s| s.as_str()));
     let reference = exiftool_json(&args);
     // Damaged in the corpus itself (libheif's own heif-convert refuses them too): a file cut off in
     // the middle of its image data, and one with no `meta` box.
-    let damaged = ["exiftool-t-images/QuickTime.heic", "IllegalArgumentException.HeifReader.processBoxes.heif"];
+    let damaged = [
+        "exiftool-t-images/QuickTime.heic",
+        "IllegalArgumentException.HeifReader.processBoxes.heif",
+    ];
     let mut decoded = 0;
     let mut failures = Vec::new();
     for e in reference.as_array().unwrap() {
@@ -319,7 +332,10 @@ fn heif_and_avif_photos_decode_upright() {
         let result = decode_upright(&path, md.orientation);
         if damaged.iter().any(|d| path.to_string_lossy().ends_with(d)) {
             let err = result.expect_err("a damaged file decoded").to_string();
-            assert!(err.contains(&*path.to_string_lossy()) && err.contains("HEIF"), "{err}");
+            assert!(
+                err.contains(&*path.to_string_lossy()) && err.contains("HEIF"),
+                "{err}"
+            );
             continue;
         }
         let img = match result {
@@ -335,9 +351,17 @@ fn heif_and_avif_photos_decode_upright() {
             e["File:ImageHeight"].as_u64().unwrap() as u32,
         );
         if (md.width, md.height) != (Some(w), Some(h)) {
-            failures.push(format!("{}: catalog size {:?}x{:?}, exiftool {w}x{h}", path.display(), md.width, md.height));
+            failures.push(format!(
+                "{}: catalog size {:?}x{:?}, exiftool {w}x{h}",
+                path.display(),
+                md.width,
+                md.height
+            ));
         }
-        let turned = matches!(e.get("QuickTime:Rotation").and_then(|v| v.as_u64()), Some(90 | 270));
+        let turned = matches!(
+            e.get("QuickTime:Rotation").and_then(|v| v.as_u64()),
+            Some(90 | 270)
+        );
         let upright = if turned { (h, w) } else { (w, h) };
         if (img.width(), img.height()) != upright {
             failures.push(format!(
@@ -352,7 +376,12 @@ fn heif_and_avif_photos_decode_upright() {
         }
         // The catalog's orientation says the same: turned sizes swap.
         if matches!(md.orientation, Some(5..=8)) != turned {
-            failures.push(format!("{}: orientation {:?} but rotation {:?}", path.display(), md.orientation, e.get("QuickTime:Rotation")));
+            failures.push(format!(
+                "{}: orientation {:?} but rotation {:?}",
+                path.display(),
+                md.orientation,
+                e.get("QuickTime:Rotation")
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -367,9 +396,20 @@ fn videos_agree_with_exiftool() {
     let files = files_with_extension(&["mov", "mp4", "m4v", "3gp"]);
     assert!(files.len() >= 3, "{files:?}");
     let mut args = vec![
-        "-n", "-j", "-q", "-q", "-G1", "-a", "-QuickTime:CreateDate", "-Keys:CreationDate",
-        "-Composite:GPSLatitude", "-Composite:GPSLongitude", "-QuickTime:Duration",
-        "-Track1:ImageWidth", "-Track1:ImageHeight", "-Composite:Rotation",
+        "-n",
+        "-j",
+        "-q",
+        "-q",
+        "-G1",
+        "-a",
+        "-QuickTime:CreateDate",
+        "-Keys:CreationDate",
+        "-Composite:GPSLatitude",
+        "-Composite:GPSLongitude",
+        "-QuickTime:Duration",
+        "-Track1:ImageWidth",
+        "-Track1:ImageHeight",
+        "-Composite:Rotation",
     ];
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     args.extend(names.iter().map(|s| s.as_str()));
@@ -381,26 +421,59 @@ fn videos_agree_with_exiftool() {
         assert_eq!(md.format, PhotoFormat::Video, "{at}");
         let time = md.taken_at.expect("a capture time");
         match e.get("Keys:CreationDate").and_then(|v| v.as_str()) {
-            Some(local) => assert_eq!(time.local.format("%Y:%m:%d %H:%M:%S").to_string(), local[..19], "{at}"),
+            Some(local) => assert_eq!(
+                time.local.format("%Y:%m:%d %H:%M:%S").to_string(),
+                local[..19],
+                "{at}"
+            ),
             None => {
                 let utc = e["QuickTime:CreateDate"].as_str().unwrap();
-                assert_eq!(time.to_iso(), format!("{}+00:00", utc.replacen(':', "-", 2).replacen(' ', "T", 1)), "{at}");
+                assert_eq!(
+                    time.to_iso(),
+                    format!("{}+00:00", utc.replacen(':', "-", 2).replacen(' ', "T", 1)),
+                    "{at}"
+                );
             }
         }
         let duration = e["QuickTime:Duration"].as_f64().unwrap();
-        assert!((md.duration_s.unwrap() - duration).abs() < 1e-3, "{at}: {:?} vs {duration}", md.duration_s);
-        let (w, h) = (e["Track1:ImageWidth"].as_u64().unwrap() as u32, e["Track1:ImageHeight"].as_u64().unwrap() as u32);
+        assert!(
+            (md.duration_s.unwrap() - duration).abs() < 1e-3,
+            "{at}: {:?} vs {duration}",
+            md.duration_s
+        );
+        let (w, h) = (
+            e["Track1:ImageWidth"].as_u64().unwrap() as u32,
+            e["Track1:ImageHeight"].as_u64().unwrap() as u32,
+        );
         let turned = matches!(e["Composite:Rotation"].as_u64(), Some(90 | 270));
-        assert_eq!((md.width, md.height), if turned { (Some(h), Some(w)) } else { (Some(w), Some(h)) }, "{at}");
-        match (e.get("Composite:GPSLatitude").and_then(num), e.get("Composite:GPSLongitude").and_then(num)) {
+        assert_eq!(
+            (md.width, md.height),
+            if turned {
+                (Some(h), Some(w))
+            } else {
+                (Some(w), Some(h))
+            },
+            "{at}"
+        );
+        match (
+            e.get("Composite:GPSLatitude").and_then(num),
+            e.get("Composite:GPSLongitude").and_then(num),
+        ) {
             (Some(lat), Some(lon)) if (lat, lon) != (0.0, 0.0) => {
                 with_gps += 1;
                 let p = md.location.expect("a position").point;
-                assert!((p.lat - lat).abs() < 1e-6 && (p.lon - lon).abs() < 1e-6, "{at}: {p:?} vs {lat},{lon}");
+                assert!(
+                    (p.lat - lat).abs() < 1e-6 && (p.lon - lon).abs() < 1e-6,
+                    "{at}: {p:?} vs {lat},{lon}"
+                );
             }
             (Some(_), Some(_)) => {
                 assert!(md.location.is_none(), "{at}");
-                assert!(md.warnings.iter().any(|w| w.contains("GPS")), "{at}: {:?}", md.warnings);
+                assert!(
+                    md.warnings.iter().any(|w| w.contains("GPS")),
+                    "{at}: {:?}",
+                    md.warnings
+                );
             }
             _ => assert!(md.location.is_none(), "{at}"),
         }
@@ -413,11 +486,19 @@ fn ifd0_entry(tiff: &[u8], tag: u16) -> Option<(usize, u32)> {
     let le = tiff.starts_with(b"II");
     let u16_at = |at: usize| {
         let b = [tiff[at], tiff[at + 1]];
-        if le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) }
+        if le {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        }
     };
     let u32_at = |at: usize| {
         let b: [u8; 4] = tiff[at..at + 4].try_into().unwrap();
-        if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) }
+        if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        }
     };
     let ifd0 = u32_at(4) as usize;
     (0..u16_at(ifd0) as usize)
@@ -450,7 +531,11 @@ fn a_broken_ifd_pointer_does_not_cost_the_gps() {
         let (exif_at, _) = ifd0_entry(&bytes[start..], 0x8769).expect("an EXIF IFD pointer");
         let (_, gps) = ifd0_entry(&bytes[start..], 0x8825).expect("a GPS IFD pointer");
         let le = bytes[start..].starts_with(b"II");
-        let value = if le { gps.to_le_bytes() } else { gps.to_be_bytes() };
+        let value = if le {
+            gps.to_le_bytes()
+        } else {
+            gps.to_be_bytes()
+        };
         bytes[start + exif_at + 8..start + exif_at + 12].copy_from_slice(&value);
         let damaged = dir.path().join(src.file_name().unwrap());
         std::fs::write(&damaged, &bytes).unwrap();
@@ -458,21 +543,37 @@ fn a_broken_ifd_pointer_does_not_cost_the_gps() {
         // The strict reading loses the position: the fallback below is what keeps it.
         let mut strict = exif::Reader::new();
         strict.continue_on_error(true);
-        let strict = match strict.read_from_container(&mut std::io::BufReader::new(std::fs::File::open(&damaged).unwrap())) {
+        let strict = match strict.read_from_container(&mut std::io::BufReader::new(
+            std::fs::File::open(&damaged).unwrap(),
+        )) {
             Ok(e) => Some(e),
             Err(e) => e.distill_partial_result(|_| {}).ok(),
         };
         assert!(
-            strict.is_none_or(|e| e.get_field(exif::Tag::GPSLatitude, exif::In::PRIMARY).is_none()),
+            strict.is_none_or(|e| e
+                .get_field(exif::Tag::GPSLatitude, exif::In::PRIMARY)
+                .is_none()),
             "{}: the damage did not hide the GPS IFD",
             damaged.display()
         );
 
         let md = read_photo_metadata(&damaged, None).unwrap();
-        let got = md.location.unwrap_or_else(|| panic!("{}: no GPS: {:?}", damaged.display(), md.warnings)).point;
-        assert!((got.lat - truth.lat).abs() < 1e-9 && (got.lon - truth.lon).abs() < 1e-9, "{got:?} vs {truth:?}");
+        let got = md
+            .location
+            .unwrap_or_else(|| panic!("{}: no GPS: {:?}", damaged.display(), md.warnings))
+            .point;
+        assert!(
+            (got.lat - truth.lat).abs() < 1e-9 && (got.lon - truth.lon).abs() < 1e-9,
+            "{got:?} vs {truth:?}"
+        );
         assert_eq!(got.alt.is_some(), truth.alt.is_some());
-        assert!(md.warnings.iter().any(|w| w.contains("GPS read from its own IFD")), "{:?}", md.warnings);
+        assert!(
+            md.warnings
+                .iter()
+                .any(|w| w.contains("GPS read from its own IFD")),
+            "{:?}",
+            md.warnings
+        );
     }
 }
 
@@ -500,9 +601,17 @@ fn raw_files_decode_from_a_preview_that_decodes() {
             }
             Err(e) => {
                 assert!(e.to_string().contains(&*path.to_string_lossy()), "{e}");
-                assert!(previews.is_empty() || e.to_string().contains("no embedded JPEG preview decodes"), "{e}");
+                assert!(
+                    previews.is_empty()
+                        || e.to_string().contains("no embedded JPEG preview decodes"),
+                    "{e}"
+                );
             }
         }
     }
-    assert!(decoded >= 3, "{decoded} of {} RAW files decoded", files.len());
+    assert!(
+        decoded >= 3,
+        "{decoded} of {} RAW files decoded",
+        files.len()
+    );
 }

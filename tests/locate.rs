@@ -104,16 +104,17 @@ fn same_place_photos_outrank_unrelated_ones() {
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     let mut misses = Vec::new();
     let mut pairs = 0;
-    for set in ["berlin-triplet", "tokyo-pair", "sacre-coeur"] {
-        let members = jpgs(&places().join(set));
-        let v = cache
-            .describe(&model, &members, &opts, &none, &cancel)
-            .unwrap();
+    // Each ordered pair of one place's photos: a miss when an unrelated photo is closer.
+    let score_pairs = |set: &str,
+                       members: &[PathBuf],
+                       v: &[Vec<f32>],
+                       pairs: &mut usize,
+                       misses: &mut Vec<String>| {
         for (qi, q) in v.iter().enumerate() {
             let best_unrelated = d.iter().map(|x| dot(q, x)).fold(f32::MIN, f32::max);
             for (pi, p) in v.iter().enumerate() {
                 if pi != qi {
-                    pairs += 1;
+                    *pairs += 1;
                     if dot(q, p) <= best_unrelated {
                         misses.push(format!(
                             "{set}: {} -> {}",
@@ -124,6 +125,13 @@ fn same_place_photos_outrank_unrelated_ones() {
                 }
             }
         }
+    };
+    for set in ["berlin-triplet", "tokyo-pair", "sacre-coeur"] {
+        let members = jpgs(&places().join(set));
+        let v = cache
+            .describe(&model, &members, &opts, &none, &cancel)
+            .unwrap();
+        score_pairs(set, &members, &v, &mut pairs, &mut misses);
     }
     // The same places as iPhone-style HEIC files (HEVC through libheif's encoder): they match
     // each other above every unrelated photo, as the JPEGs do.
@@ -132,23 +140,24 @@ fn same_place_photos_outrank_unrelated_ones() {
         let members: Vec<PathBuf> = jpgs(&places().join(set))
             .iter()
             .map(|jpg| {
-                let out = heic_dir.join(format!("{set}-{}.heic", jpg.file_stem().unwrap().to_string_lossy()));
+                let out = heic_dir.join(format!(
+                    "{set}-{}.heic",
+                    jpg.file_stem().unwrap().to_string_lossy()
+                ));
                 write_heic(jpg, &out, 1024);
                 out
             })
             .collect();
-        let v = cache.describe(&model, &members, &opts, &none, &cancel).unwrap();
-        for (qi, q) in v.iter().enumerate() {
-            let best_unrelated = d.iter().map(|x| dot(q, x)).fold(f32::MIN, f32::max);
-            for (pi, p) in v.iter().enumerate() {
-                if pi != qi {
-                    pairs += 1;
-                    if dot(q, p) <= best_unrelated {
-                        misses.push(format!("{set} (HEIC): {} -> {}", members[qi].display(), members[pi].display()));
-                    }
-                }
-            }
-        }
+        let v = cache
+            .describe(&model, &members, &opts, &none, &cancel)
+            .unwrap();
+        score_pairs(
+            &format!("{set} (HEIC)"),
+            &members,
+            &v,
+            &mut pairs,
+            &mut misses,
+        );
     }
     // Berlin and Tokyo: every pair, JPEG and HEIC. Sacre-Coeur (90 pairs of very different Flickr
     // views, day and night, near and far): at least 70% (measured: about 80%).
@@ -167,9 +176,14 @@ fn same_place_photos_outrank_unrelated_ones() {
 /// Encodes `jpg` (upright, long side at most `long_side`) as a HEIC file with libheif's HEVC
 /// encoder, the way a phone stores its photos.
 fn write_heic(jpg: &Path, out: &Path, long_side: u32) {
-    use libheif_rs::{Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, Image, LibHeif, RgbChroma};
+    use libheif_rs::{
+        Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, Image, LibHeif,
+        RgbChroma,
+    };
     let img = pinpoint::library::decode::decode_upright(jpg, None).unwrap();
-    let img = img.resize(long_side, long_side, image::imageops::FilterType::Triangle).to_rgb8();
+    let img = img
+        .resize(long_side, long_side, image::imageops::FilterType::Triangle)
+        .to_rgb8();
     let (w, h) = img.dimensions();
     let mut heif = Image::new(w, h, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
     heif.create_plane(Channel::Interleaved, w, h, 8).unwrap();
@@ -504,7 +518,10 @@ fn a_video_with_gps_places_a_photo_taken_a_minute_later() {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("lib");
     let photo = lib.join("after.jpg");
-    copy_into(&exif_corpus().join("ianare-exif-samples/jpg/Canon_40D.jpg"), &photo);
+    copy_into(
+        &exif_corpus().join("ianare-exif-samples/jpg/Canon_40D.jpg"),
+        &photo,
+    );
     // The video's movie header says 2017-02-22 08:20:28 UTC.
     let set = std::process::Command::new("exiftool")
         .args([
@@ -544,7 +561,15 @@ fn a_video_with_gps_places_a_photo_taken_a_minute_later() {
         .iter()
         .find(|p| p["path"].as_str().unwrap().ends_with("after.jpg"))
         .unwrap_or_else(|| panic!("no proposal for the photo: {proposals}"));
-    assert!(p["sources"].as_array().unwrap().iter().any(|s| s == "time"), "{p}");
-    let d = pinpoint::geo::haversine_m(p["lat"].as_f64().unwrap(), p["lon"].as_f64().unwrap(), 51.4169, -0.0806);
+    assert!(
+        p["sources"].as_array().unwrap().iter().any(|s| s == "time"),
+        "{p}"
+    );
+    let d = pinpoint::geo::haversine_m(
+        p["lat"].as_f64().unwrap(),
+        p["lon"].as_f64().unwrap(),
+        51.4169,
+        -0.0806,
+    );
     assert!(d < 1.0, "{d} m from the video: {p}");
 }

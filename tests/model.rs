@@ -239,7 +239,11 @@ fn the_content_cache_serves_descriptors_by_content_across_processes() {
             .arg(image)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         serde_json::from_value(v[0]["descriptor"].clone()).unwrap()
     };
@@ -250,13 +254,24 @@ fn the_content_cache_serves_descriptors_by_content_across_processes() {
     let uncached = describe_json(&default_model_path(), &original, &["--long-side", "224"]);
     let first = describe(&original, "224");
     assert_eq!(cache_entries(&cache), 1);
-    assert_eq!(first, uncached, "a computed descriptor is what the network gives");
+    assert_eq!(
+        first, uncached,
+        "a computed descriptor is what the network gives"
+    );
     let again = describe(&copy, "224");
-    assert_eq!(cache_entries(&cache), 1, "the renamed copy is served from the cache");
+    assert_eq!(
+        cache_entries(&cache),
+        1,
+        "the renamed copy is served from the cache"
+    );
     assert_eq!(again, first);
 
     describe(&original, "320");
-    assert_eq!(cache_entries(&cache), 2, "another input size is another entry");
+    assert_eq!(
+        cache_entries(&cache),
+        2,
+        "another input size is another entry"
+    );
     // Editing the copy (another photo's bytes) makes it a new image.
     copy_into(&places().join("berlin-triplet/02.jpg"), &copy);
     let edited = describe(&copy, "224");

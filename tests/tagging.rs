@@ -639,7 +639,11 @@ fn fill_exif_segment(path: &Path) {
     for _ in 0..4 {
         let before = std::fs::read(path).unwrap();
         let out = std::process::Command::new("exiftool")
-            .args(["-q", "-overwrite_original", &format!("-EXIF:UserComment={}", "x".repeat(comment))])
+            .args([
+                "-q",
+                "-overwrite_original",
+                &format!("-EXIF:UserComment={}", "x".repeat(comment)),
+            ])
             .arg(path)
             .output()
             .unwrap();
@@ -648,7 +652,11 @@ fn fill_exif_segment(path: &Path) {
             return;
         }
         // Too large for exiftool to write, or not full yet: aim again from the original.
-        let grown = if out.status.success() { len as isize } else { 65_600 };
+        let grown = if out.status.success() {
+            len as isize
+        } else {
+            65_600
+        };
         std::fs::write(path, &before).unwrap();
         comment = (comment as isize + (65_535 - 40 - grown)) as usize;
     }
@@ -669,14 +677,22 @@ fn a_full_exif_segment_takes_the_new_position_in_place() {
     copy_into(&src, &full);
     copy_into(&src, &no_alt);
     let stripped = std::process::Command::new("exiftool")
-        .args(["-q", "-overwrite_original", "-GPSAltitude=", "-GPSAltitudeRef="])
+        .args([
+            "-q",
+            "-overwrite_original",
+            "-GPSAltitude=",
+            "-GPSAltitudeRef=",
+        ])
         .arg(&no_alt)
         .status()
         .unwrap();
     assert!(stripped.success());
     fill_exif_segment(&full);
     fill_exif_segment(&no_alt);
-    let originals: Vec<Vec<u8>> = [&full, &no_alt].iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let originals: Vec<Vec<u8>> = [&full, &no_alt]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
     let db = dir.path().join("c.sqlite");
     pinpoint(&db, &["library", "add", lib.to_str().unwrap(), "--scan"]);
     let (full, no_alt) = (full.canonicalize().unwrap(), no_alt.canonicalize().unwrap());
@@ -686,8 +702,16 @@ fn a_full_exif_segment_takes_the_new_position_in_place() {
     let (code, report) = pinpoint_json(
         &db,
         &[
-            "tag", "set", "--lat", &lat.to_string(), "--lon", &lon.to_string(), "--alt", &alt.to_string(),
-            full.to_str().unwrap(), no_alt.to_str().unwrap(),
+            "tag",
+            "set",
+            "--lat",
+            &lat.to_string(),
+            "--lon",
+            &lon.to_string(),
+            "--alt",
+            &alt.to_string(),
+            full.to_str().unwrap(),
+            no_alt.to_str().unwrap(),
         ],
     );
     assert_eq!(code, 0, "{report}");
@@ -702,9 +726,17 @@ fn a_full_exif_segment_takes_the_new_position_in_place() {
     };
     assert_eq!(target(&full), ["embedded"], "{report}");
     assert_eq!(target(&no_alt), ["sidecar"], "{report}");
-    let note = report["notes"].as_array().unwrap().iter().find(|n| n["path"].as_str().unwrap().ends_with("no-altitude.jpg")).expect("a note");
+    let note = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["path"].as_str().unwrap().ends_with("no-altitude.jpg"))
+        .expect("a note");
     let note = note["reason"].as_str().unwrap();
-    assert!(note.contains("sidecar instead") && note.contains("old GPS tag"), "{note}");
+    assert!(
+        note.contains("sidecar instead") && note.contains("old GPS tag"),
+        "{note}"
+    );
 
     // The full file: the new position, in place.
     let new = std::fs::read(&full).unwrap();
@@ -720,7 +752,11 @@ fn a_full_exif_segment_takes_the_new_position_in_place() {
     assert!((got("Composite:GPSLatitude") - lat).abs() < 1e-7, "{a:?}");
     assert!((got("Composite:GPSLongitude") - lon).abs() < 1e-7, "{a:?}");
     assert!((got("Composite:GPSAltitude") - alt).abs() < 0.01, "{a:?}");
-    assert_eq!(b.get("GPS:GPSTimeStamp"), a.get("GPS:GPSTimeStamp"), "other GPS tags are kept");
+    assert_eq!(
+        b.get("GPS:GPSTimeStamp"),
+        a.get("GPS:GPSTimeStamp"),
+        "other GPS tags are kept"
+    );
     for key in b.keys().chain(a.keys()) {
         if !may_differ(key) {
             assert_eq!(b.get(key), a.get(key), "{key} changed");
@@ -728,7 +764,10 @@ fn a_full_exif_segment_takes_the_new_position_in_place() {
     }
 
     // The other: untouched, its sidecar holds the position, and the catalog flags the old one.
-    assert!(std::fs::read(&no_alt).unwrap() == originals[1], "written although no room");
+    assert!(
+        std::fs::read(&no_alt).unwrap() == originals[1],
+        "written although no room"
+    );
     let stale = |db: &Path| -> Vec<(String, bool)> {
         let mut v: Vec<(String, bool)> = pinpoint_json(db, &["photos", "list"])
             .1
@@ -736,23 +775,45 @@ fn a_full_exif_segment_takes_the_new_position_in_place() {
             .unwrap()
             .iter()
             .map(|p| {
-                let name = Path::new(p["path"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned();
+                let name = Path::new(p["path"].as_str().unwrap())
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 (name, p["embedded_gps_stale"].as_bool().unwrap())
             })
             .collect();
         v.sort();
         v
     };
-    assert_eq!(stale(&db), [("full.jpg".to_string(), false), ("no-altitude.jpg".to_string(), true)]);
+    assert_eq!(
+        stale(&db),
+        [
+            ("full.jpg".to_string(), false),
+            ("no-altitude.jpg".to_string(), true)
+        ]
+    );
     let show = pinpoint(&db, &["show", no_alt.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(text.contains("embedded GPS  stale"), "{text}");
-    assert!(text.contains("no-altitude.jpg.xmp") && text.contains("(from user)"), "{text}");
+    assert!(
+        text.contains("no-altitude.jpg.xmp") && text.contains("(from user)"),
+        "{text}"
+    );
 
     let (code, undo) = pinpoint_json(&db, &["undo"]);
     assert_eq!(code, 0, "{undo}");
-    assert!(std::fs::read(&full).unwrap() == originals[0], "undo did not restore the bytes");
+    assert!(
+        std::fs::read(&full).unwrap() == originals[0],
+        "undo did not restore the bytes"
+    );
     assert!(std::fs::read(&no_alt).unwrap() == originals[1]);
     assert!(!lib.join("no-altitude.jpg.xmp").exists());
-    assert_eq!(stale(&db), [("full.jpg".to_string(), false), ("no-altitude.jpg".to_string(), false)]);
+    assert_eq!(
+        stale(&db),
+        [
+            ("full.jpg".to_string(), false),
+            ("no-altitude.jpg".to_string(), false)
+        ]
+    );
 }

@@ -43,7 +43,10 @@ fn requests(server: &HttpServer) -> Vec<String> {
 }
 
 fn cache_bytes(dir: &Path) -> u64 {
-    common::files_under(dir).iter().map(|p| p.metadata().unwrap().len()).sum()
+    common::files_under(dir)
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum()
 }
 
 #[test]

@@ -182,7 +182,14 @@ impl Catalog {
         let limit = filter.limit.map(|l| l as i64).unwrap_or(-1);
         let videos = filter.videos.map(|v| v as i64);
         let rows = stmt.query_map(
-            params![status, tagged, filter.root_id, limit, filter.offset as i64, videos],
+            params![
+                status,
+                tagged,
+                filter.root_id,
+                limit,
+                filter.offset as i64,
+                videos
+            ],
             row_to_photo,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -198,6 +198,9 @@ mod tests {
 
         std::fs::write(&path, &raw[..8]).unwrap();
         let err = decode_upright(&path, Some(1)).unwrap_err().to_string();
-        assert!(err.contains("camera.nef") && err.contains("no embedded JPEG preview"), "{err}");
+        assert!(
+            err.contains("camera.nef") && err.contains("no embedded JPEG preview"),
+            "{err}"
+        );
     }
 }

@@ -106,14 +106,18 @@ pub fn sniff(head: &[u8]) -> Option<PhotoFormat> {
     }
     if head.len() >= 12 && &head[4..8] == b"ftyp" {
         const HEIF_BRANDS: &[&[u8; 4]] = &[
-            b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis",
-            b"miaf",
+            b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif",
+            b"avis", b"miaf",
         ];
         // The major brand, then the compatible brands after the minor version.
-        let ftyp_end = (u32::from_be_bytes(head[0..4].try_into().unwrap()) as usize).min(head.len());
+        let ftyp_end =
+            (u32::from_be_bytes(head[0..4].try_into().unwrap()) as usize).min(head.len());
         let brands = std::iter::once(&head[8..12])
             .chain(head.get(16..ftyp_end).unwrap_or(&[]).chunks_exact(4));
-        if brands.into_iter().any(|brand| HEIF_BRANDS.iter().any(|b| brand == *b)) {
+        if brands
+            .into_iter()
+            .any(|brand| HEIF_BRANDS.iter().any(|b| brand == *b))
+        {
             return Some(PhotoFormat::Heif);
         }
         // Every other ISO base media brand is a movie: isom, mp41, mp42, qt, 3gp5, M4V, ...

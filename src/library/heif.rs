@@ -12,6 +12,8 @@ use std::sync::OnceLock;
 use image::{DynamicImage, RgbImage};
 use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
 
+use super::isobmff::boxes;
+
 /// One libheif initialisation for the process (`heif_init` is reference-counted; its plugins
 /// and decoders are shared).
 fn libheif() -> &'static LibHeif {
@@ -38,7 +40,9 @@ pub fn decode(
         return Err(format!("image is {w}x{h}"));
     }
     if w > max_side || h > max_side {
-        return Err(format!("image is {w}x{h}, larger than {max_side} on a side"));
+        return Err(format!(
+            "image is {w}x{h}, larger than {max_side} on a side"
+        ));
     }
     // libheif holds the coded planes, the RGB conversion and our copy at once.
     if (w as u64) * (h as u64) * 3 * 3 > max_bytes {
@@ -61,7 +65,9 @@ pub fn decode(
     }
     let (pw, ph, stride) = (plane.width, plane.height, plane.stride);
     if pw == 0 || ph == 0 || stride < pw as usize * 3 {
-        return Err(format!("libheif returned a {pw}x{ph} image with stride {stride}"));
+        return Err(format!(
+            "libheif returned a {pw}x{ph} image with stride {stride}"
+        ));
     }
     let mut rgb = Vec::with_capacity(pw as usize * ph as usize * 3);
     for row in plane.data.chunks(stride).take(ph as usize) {
@@ -129,7 +135,7 @@ pub fn exif_orientation(transforms: &[Transform]) -> u8 {
 /// Reads `meta`: the primary item (`pitm`), its properties (`iprp/ipco`) and which of them it is
 /// associated with (`iprp/ipma`). `bytes` may be just the file's head, as long as it holds `meta`.
 pub fn layout(bytes: &[u8]) -> Result<HeifLayout, String> {
-    let meta = child_boxes(bytes)
+    let meta = boxes(bytes)
         .find(|(kind, _)| kind == b"meta")
         .map(|(_, body)| body)
         .ok_or("no meta box")?;
@@ -138,7 +144,7 @@ pub fn layout(bytes: &[u8]) -> Result<HeifLayout, String> {
     let mut primary = None;
     let mut properties: Vec<([u8; 4], &[u8])> = Vec::new();
     let mut associations: Vec<(u32, Vec<u16>)> = Vec::new();
-    for (kind, body) in child_boxes(meta) {
+    for (kind, body) in boxes(meta) {
         match &kind {
             b"pitm" => {
                 let version = *body.first().ok_or("pitm truncated")?;
@@ -149,9 +155,9 @@ pub fn layout(bytes: &[u8]) -> Result<HeifLayout, String> {
                 });
             }
             b"iprp" => {
-                for (kind, body) in child_boxes(body) {
+                for (kind, body) in boxes(body) {
                     match &kind {
-                        b"ipco" => properties = child_boxes(body).collect(),
+                        b"ipco" => properties = boxes(body).collect(),
                         b"ipma" => associations.extend(item_associations(body)?),
                         _ => {}
                     }
@@ -168,7 +174,9 @@ pub fn layout(bytes: &[u8]) -> Result<HeifLayout, String> {
         .flat_map(|(_, indices)| indices);
     for index in indices {
         // Property indices are 1-based; 0 means "no property".
-        let Some((kind, body)) = (index as usize).checked_sub(1).and_then(|i| properties.get(i))
+        let Some((kind, body)) = (index as usize)
+            .checked_sub(1)
+            .and_then(|i| properties.get(i))
         else {
             continue;
         };
@@ -221,29 +229,6 @@ fn item_associations(body: &[u8]) -> Result<Vec<(u32, Vec<u16>)>, String> {
         out.push((item, indices));
     }
     Ok(out)
-}
-
-/// The boxes directly inside `data`: (type, body). Stops at the first box that overruns.
-fn child_boxes(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
-    let mut pos = 0usize;
-    std::iter::from_fn(move || {
-        let header = data.get(pos..pos + 8)?;
-        let kind: [u8; 4] = header[4..8].try_into().unwrap();
-        let (start, size) = match u32::from_be_bytes(header[0..4].try_into().unwrap()) {
-            0 => (8, data.len() - pos),
-            1 => {
-                let large = data.get(pos + 8..pos + 16)?;
-                (16, usize::try_from(u64::from_be_bytes(large.try_into().unwrap())).ok()?)
-            }
-            s => (8, s as usize),
-        };
-        if size < start || size > data.len() - pos {
-            return None;
-        }
-        let body = &data[pos + start..pos + size];
-        pos += size;
-        Some((kind, body))
-    })
 }
 
 fn be_u16(data: &[u8], at: usize) -> Result<u16, String> {

@@ -251,12 +251,19 @@ pub fn read_photo_metadata(path: &Path, sidecar: Option<&Path>) -> Result<PhotoM
 
 /// A photo's embedded metadata: EXIF (with a lone-GPS-IFD fallback), pixel size, HEIF
 /// transforms, a JPEG's XMP packet and IPTC date.
-fn read_embedded(file: &mut File, format: PhotoFormat, head: &[u8], size: u64, md: &mut PhotoMetadata) {
+fn read_embedded(
+    file: &mut File,
+    format: PhotoFormat,
+    head: &[u8],
+    size: u64,
+    md: &mut PhotoMetadata,
+) {
     let mut exif_damaged = true;
     let exif = match read_exif(file, format, head, size) {
         Ok(ExifRead { exif, errors }) => {
             if !errors.is_empty() {
-                md.warnings.push(format!("EXIF partly unreadable: {}", errors.join("; ")));
+                md.warnings
+                    .push(format!("EXIF partly unreadable: {}", errors.join("; ")));
             }
             exif_damaged = !errors.is_empty();
             exif
@@ -267,7 +274,19 @@ fn read_embedded(file: &mut File, format: PhotoFormat, head: &[u8], size: u64, m
         }
     };
 
-    match pixel_size(file, format, head) {
+    // A HEIF file's `meta` box, read once: its size and its orientation come from it.
+    let heif_meta = match format {
+        PhotoFormat::Heif => heif_meta_box(file).unwrap_or_else(|reason| {
+            md.warnings.push(format!("no pixel size: {reason}"));
+            None
+        }),
+        _ => None,
+    };
+    let size_found = match &heif_meta {
+        Some(meta) => Ok(heif_size(meta)),
+        None => pixel_size(file, format, head),
+    };
+    match size_found {
         Ok(Some((w, h))) => (md.width, md.height) = (Some(w), Some(h)),
         Ok(None) => {}
         Err(reason) => md.warnings.push(format!("no pixel size: {reason}")),
@@ -279,11 +298,9 @@ fn read_embedded(file: &mut File, format: PhotoFormat, head: &[u8], size: u64, m
     }
     // A HEIF file's orientation is its primary item's transforms (see `library::heif`); EXIF's
     // tag counts only where there are none.
-    if format == PhotoFormat::Heif {
-        if let Ok(Some(layout)) = heif_layout(file) {
-            if !layout.transforms.is_empty() {
-                md.orientation = Some(super::heif::exif_orientation(&layout.transforms));
-            }
+    if let Some(Ok(layout)) = heif_meta.as_deref().map(super::heif::layout) {
+        if !layout.transforms.is_empty() {
+            md.orientation = Some(super::heif::exif_orientation(&layout.transforms));
         }
     }
     if embedded_gps.is_none() && exif_damaged {
@@ -446,8 +463,9 @@ fn gps_from_lone_ifd(
         md.gps_time_utc = gps_time;
     }
     if gps.is_some() {
-        md.warnings
-            .push("GPS read from its own IFD: another IFD pointer in the EXIF block is damaged".into());
+        md.warnings.push(
+            "GPS read from its own IFD: another IFD pointer in the EXIF block is damaged".into(),
+        );
     }
 }
 
@@ -754,7 +772,8 @@ fn pixel_size(
             }
         }
         PhotoFormat::Webp => webp_size(head).map(Some),
-        PhotoFormat::Heif => heif_size(file),
+        // Read from the `meta` box by the caller.
+        PhotoFormat::Heif => Ok(None),
         // TIFF sizes come from IFD0 in apply_exif; RAW sizes from the EXIF pixel dimensions;
         // a video's from its track header (`library::video`).
         PhotoFormat::Tiff | PhotoFormat::Raw | PhotoFormat::Raf | PhotoFormat::Video => Ok(None),
@@ -850,27 +869,20 @@ fn webp_size(head: &[u8]) -> std::result::Result<(u32, u32), String> {
     }
 }
 
-/// HEIF: the primary item's `ispe` (image spatial extent); for grid images that is the whole
-/// picture. Files whose primary item has none fall back to the largest `ispe` in `ipco`.
-fn heif_size(file: &mut File) -> std::result::Result<Option<(u32, u32)>, String> {
-    let Some(meta) = heif_meta_box(file)? else {
-        return Ok(None);
-    };
-    if let Ok(super::heif::HeifLayout { size: Some(size), .. }) = super::heif::layout(&meta) {
-        return Ok(Some(size));
+/// HEIF: the primary item's `ispe` (image spatial extent) in the `meta` box; for grid images
+/// that is the whole picture. Files whose primary item has none fall back to the largest `ispe`
+/// in `ipco`.
+fn heif_size(meta: &[u8]) -> Option<(u32, u32)> {
+    if let Ok(super::heif::HeifLayout {
+        size: Some(size), ..
+    }) = super::heif::layout(meta)
+    {
+        return Some(size);
     }
     let mut best: Option<(u32, u32)> = None;
     // The box header, then `meta`'s 4 bytes of version and flags, then its children.
     find_ispe(meta.get(12..).unwrap_or(&[]), 0, &mut best);
-    Ok(best)
-}
-
-/// The primary item's size and transforms, read from the file's `meta` box.
-fn heif_layout(file: &mut File) -> std::result::Result<Option<super::heif::HeifLayout>, String> {
-    match heif_meta_box(file)? {
-        Some(meta) => super::heif::layout(&meta).map(Some),
-        None => Ok(None),
-    }
+    best
 }
 
 /// The top-level `meta` box, header included (at most 16 MiB of it).

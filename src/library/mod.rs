@@ -6,6 +6,7 @@ pub mod decode;
 pub mod format;
 pub mod heif;
 mod iptc;
+pub mod isobmff;
 pub mod jpeg;
 pub mod metadata;
 pub mod roots;

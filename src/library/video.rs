@@ -16,6 +16,7 @@ use std::io::{Read, Seek, SeekFrom};
 use chrono::{DateTime, NaiveDate, TimeDelta};
 
 use super::capture_time::CaptureTime;
+use super::isobmff::boxes;
 use super::metadata::{Located, LocationSource, PhotoMetadata};
 use crate::geo::GeoPoint;
 
@@ -43,7 +44,8 @@ pub fn read_into(file: &mut File, size: u64, md: &mut PhotoMetadata) {
     let info = match read(file, size) {
         Ok(info) => info,
         Err(why) => {
-            md.warnings.push(format!("video metadata unreadable: {why}"));
+            md.warnings
+                .push(format!("video metadata unreadable: {why}"));
             return;
         }
     };
@@ -64,9 +66,9 @@ pub fn read_into(file: &mut File, size: u64, md: &mut PhotoMetadata) {
                 }
                 Err(why) => md.warnings.push(format!("QuickTime {why}")),
             },
-            None => md
-                .warnings
-                .push(format!("QuickTime GPS {text:?} is not an ISO 6709 position; ignored")),
+            None => md.warnings.push(format!(
+                "QuickTime GPS {text:?} is not an ISO 6709 position; ignored"
+            )),
         }
     }
 }
@@ -95,10 +97,14 @@ pub fn read(file: &mut File, size: u64) -> Result<VideoInfo, String> {
         }
         if &kind == b"moov" {
             if len - start > MAX_MOOV_BYTES {
-                return Err(format!("movie header of {} bytes is too large", len - start));
+                return Err(format!(
+                    "movie header of {} bytes is too large",
+                    len - start
+                ));
             }
             let mut moov = vec![0u8; (len - start) as usize];
-            file.seek(SeekFrom::Start(pos + start)).map_err(|e| e.to_string())?;
+            file.seek(SeekFrom::Start(pos + start))
+                .map_err(|e| e.to_string())?;
             file.read_exact(&mut moov).map_err(|e| e.to_string())?;
             return Ok(parse_moov(&moov));
         }
@@ -123,7 +129,11 @@ pub fn parse_moov(moov: &[u8]) -> VideoInfo {
             b"trak" if info.width.is_none() => {
                 if let Some((w, h, rotation)) = video_track(body) {
                     let turned = rotation % 180 == 90;
-                    (info.width, info.height) = if turned { (Some(h), Some(w)) } else { (Some(w), Some(h)) };
+                    (info.width, info.height) = if turned {
+                        (Some(h), Some(w))
+                    } else {
+                        (Some(w), Some(h))
+                    };
                     info.rotation = rotation;
                 }
             }
@@ -144,9 +154,27 @@ pub fn parse_moov(moov: &[u8]) -> VideoInfo {
             _ => {}
         }
     }
-    let key = |k: &str| items.keyed.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
-    let udta = |k: &[u8; 4]| items.udta.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
-    let ilst = |k: &[u8; 4]| items.listed.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
+    let key = |k: &str| {
+        items
+            .keyed
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    };
+    let udta = |k: &[u8; 4]| {
+        items
+            .udta
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    };
+    let ilst = |k: &[u8; 4]| {
+        items
+            .listed
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    };
     info.iso6709 = key("com.apple.quicktime.location.ISO6709")
         .or_else(|| udta(b"\xa9xyz"))
         .or_else(|| ilst(b"\xa9xyz"));
@@ -202,11 +230,17 @@ impl Items {
 
 /// `keys`: version and flags, a count, then (size, namespace, name) entries.
 fn key_names(body: &[u8]) -> Vec<String> {
-    let count = body.get(4..8).map(|b| u32::from_be_bytes(b.try_into().unwrap())).unwrap_or(0);
+    let count = body
+        .get(4..8)
+        .map(|b| u32::from_be_bytes(b.try_into().unwrap()))
+        .unwrap_or(0);
     let mut pos = 8usize;
     let mut out = Vec::new();
     for _ in 0..count.min(10_000) {
-        let Some(size) = body.get(pos..pos + 4).map(|b| u32::from_be_bytes(b.try_into().unwrap()) as usize) else {
+        let Some(size) = body
+            .get(pos..pos + 4)
+            .map(|b| u32::from_be_bytes(b.try_into().unwrap()) as usize)
+        else {
             break;
         };
         if size < 8 || pos + size > body.len() {
@@ -226,7 +260,10 @@ fn item_text(item: &[u8]) -> Option<String> {
     let text = match typ {
         1 => String::from_utf8_lossy(payload).into_owned(),
         2 => {
-            let units: Vec<u16> = payload.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            let units: Vec<u16> = payload
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
             String::from_utf16_lossy(&units)
         }
         _ => return None,
@@ -239,7 +276,10 @@ fn item_text(item: &[u8]) -> Option<String> {
 fn international_text(body: &[u8]) -> Option<String> {
     let len = u16::from_be_bytes(body.get(0..2)?.try_into().ok()?) as usize;
     let text = body.get(4..4 + len).or_else(|| body.get(4..))?;
-    let text = String::from_utf8_lossy(text).trim_matches(char::from(0)).trim().to_string();
+    let text = String::from_utf8_lossy(text)
+        .trim_matches(char::from(0))
+        .trim()
+        .to_string();
     (!text.is_empty()).then_some(text)
 }
 
@@ -269,8 +309,9 @@ fn movie_header(body: &[u8]) -> Option<(Option<CaptureTime>, Option<f64>)> {
             local: t.naive_utc(),
             offset_minutes: Some(0),
         });
-    let duration = (timescale > 0 && duration != u64::MAX && (version == 1 || duration != u32::MAX as u64))
-        .then(|| duration as f64 / timescale as f64);
+    let duration =
+        (timescale > 0 && duration != u64::MAX && (version == 1 || duration != u32::MAX as u64))
+            .then(|| duration as f64 / timescale as f64);
     Some((created, duration))
 }
 
@@ -288,7 +329,10 @@ fn video_track(trak: &[u8]) -> Option<(u32, u32, u16)> {
     // 8 reserved, layer, group, volume, reserved (8), the 3x3 matrix (36), width, height (16.16).
     let base = if *tkhd.first()? == 1 { 4 + 32 } else { 4 + 20 };
     let matrix = base + 16;
-    let fixed = |at: usize| tkhd.get(at..at + 4).map(|b| i32::from_be_bytes(b.try_into().unwrap()));
+    let fixed = |at: usize| {
+        tkhd.get(at..at + 4)
+            .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
+    };
     let (a, b) = (fixed(matrix)?, fixed(matrix + 4)?);
     let w = (fixed(matrix + 36)? as u32) >> 16;
     let h = (fixed(matrix + 40)? as u32) >> 16;
@@ -328,7 +372,11 @@ pub fn parse_iso6709(text: &str) -> Option<(f64, f64, Option<f64>)> {
         let degrees = match int_len.checked_sub(degree_digits)? {
             0 => value,
             2 => (value / 100.0).trunc() + (value % 100.0) / 60.0,
-            4 => (value / 10_000.0).trunc() + ((value % 10_000.0) / 100.0).trunc() / 60.0 + (value % 100.0) / 3600.0,
+            4 => {
+                (value / 10_000.0).trunc()
+                    + ((value % 10_000.0) / 100.0).trunc() / 60.0
+                    + (value % 100.0) / 3600.0
+            }
             _ => return None,
         };
         Some(sign * degrees)
@@ -362,33 +410,16 @@ fn parse_date(text: &str) -> Option<CaptureTime> {
     })
 }
 
-/// The boxes directly inside `data`: (type, body). Stops at the first that overruns.
-fn boxes(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
-    let mut pos = 0usize;
-    std::iter::from_fn(move || {
-        let header = data.get(pos..pos + 8)?;
-        let kind: [u8; 4] = header[4..8].try_into().unwrap();
-        let (start, size) = match u32::from_be_bytes(header[0..4].try_into().unwrap()) {
-            0 => (8, data.len() - pos),
-            1 => (16, usize::try_from(u64::from_be_bytes(data.get(pos + 8..pos + 16)?.try_into().unwrap())).ok()?),
-            s => (8, s as usize),
-        };
-        if size < start || size > data.len() - pos {
-            return None;
-        }
-        let body = &data[pos + start..pos + size];
-        pos += size;
-        Some((kind, body))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn iso6709_in_its_forms() {
-        assert_eq!(parse_iso6709("+51.4169-000.0806/"), Some((51.4169, -0.0806, None)));
+        assert_eq!(
+            parse_iso6709("+51.4169-000.0806/"),
+            Some((51.4169, -0.0806, None))
+        );
         let (lat, lon, alt) = parse_iso6709("+37.3318-122.0312+012.345/").unwrap();
         assert_eq!((lat, lon, alt), (37.3318, -122.0312, Some(12.345)));
         // Degrees and minutes, then degrees, minutes and seconds.
@@ -396,7 +427,10 @@ mod tests {
         assert!((lat - 40.508333).abs() < 1e-6 && (lon + 73.975).abs() < 1e-6);
         let (lat, lon, _) = parse_iso6709("+403030-0735830/").unwrap();
         assert!((lat - 40.508333).abs() < 1e-6 && (lon + 73.975).abs() < 1e-6);
-        assert_eq!(parse_iso6709("+51.4169-000.0806+0.5CRSWGS_84/").unwrap().2, Some(0.5));
+        assert_eq!(
+            parse_iso6709("+51.4169-000.0806+0.5CRSWGS_84/").unwrap().2,
+            Some(0.5)
+        );
         assert_eq!(parse_iso6709("garbage"), None);
         assert_eq!(parse_iso6709("+1"), None);
     }
@@ -405,8 +439,14 @@ mod tests {
     fn quicktime_dates_keep_their_offset() {
         let t = parse_date("2019-06-30T14:03:27+0200").unwrap();
         assert_eq!(t.to_iso(), "2019-06-30T14:03:27+02:00");
-        assert_eq!(parse_date("2019-06-30T12:03:27Z").unwrap().offset_minutes, Some(0));
-        assert_eq!(parse_date("2019-06-30").unwrap().to_iso(), "2019-06-30T00:00:00");
+        assert_eq!(
+            parse_date("2019-06-30T12:03:27Z").unwrap().offset_minutes,
+            Some(0)
+        );
+        assert_eq!(
+            parse_date("2019-06-30").unwrap().to_iso(),
+            "2019-06-30T00:00:00"
+        );
     }
 
     #[test]

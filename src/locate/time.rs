@@ -203,7 +203,14 @@ mod tests {
             taken_at: t("2020-05-01T10:00:00+00:00"),
             ..r(4, "2020-05-01T00:00:00", 48.0, "Phone")
         }];
-        let e = estimate(&t("2020-05-01T12:01:00+02:00"), Some("Phone"), &refs, 600.0, None).unwrap();
+        let e = estimate(
+            &t("2020-05-01T12:01:00+02:00"),
+            Some("Phone"),
+            &refs,
+            600.0,
+            None,
+        )
+        .unwrap();
         assert_eq!(e.gap_s, 60.0);
     }
 }

@@ -159,8 +159,10 @@ pub fn tensor_of_file(
         if v.len() > rank {
             let dims: Vec<usize> = v[1..=rank].iter().map(|d| *d as usize).collect();
             if dims.iter().product::<usize>() == v.len() - 1 - rank {
-                return Ok(Tensor::from_vec(v[1 + rank..].to_vec(), dims, &Device::Cpu)?
-                    .to_device(&model.device)?);
+                return Ok(
+                    Tensor::from_vec(v[1 + rank..].to_vec(), dims, &Device::Cpu)?
+                        .to_device(&model.device)?,
+                );
             }
         }
     }
@@ -234,7 +236,10 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         assert!(cache.get(&k).is_none(), "a flipped bit must not be served");
         std::fs::write(&path, &bytes[..30]).unwrap();
-        assert!(cache.get(&k).is_none(), "a truncated entry must not be served");
+        assert!(
+            cache.get(&k).is_none(),
+            "a truncated entry must not be served"
+        );
         cache.put(&k, &[1.0, 2.0, 3.0]);
         assert_eq!(cache.get(&k).unwrap(), vec![1.0, 2.0, 3.0]);
     }

@@ -8,8 +8,8 @@
 
 pub mod build;
 pub mod cache;
-pub mod content_cache;
 pub mod card;
+pub mod content_cache;
 pub mod cpu_backbone;
 pub mod crn;
 pub mod describe;

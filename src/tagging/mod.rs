@@ -349,7 +349,10 @@ fn plan(
                 Err(containers::EmbedError::Unsupported(why)) => {
                     notes.push(FileProblem {
                         path: real.to_path_buf(),
-                        reason: format!("{why}; written to a sidecar instead{}", stale_note(photo, point)),
+                        reason: format!(
+                            "{why}; written to a sidecar instead{}",
+                            stale_note(photo, point)
+                        ),
                     });
                     None
                 }
@@ -368,7 +371,10 @@ fn plan(
             };
             notes.push(FileProblem {
                 path: real.to_path_buf(),
-                reason: format!("{why}; written to a sidecar instead{}", stale_note(photo, point)),
+                reason: format!(
+                    "{why}; written to a sidecar instead{}",
+                    stale_note(photo, point)
+                ),
             });
             None
         };

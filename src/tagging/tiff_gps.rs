@@ -381,7 +381,9 @@ pub fn set_gps_in_place(tiff: &mut [u8], point: &GeoPoint) -> Result<(), String>
     let Some(i) = ifd0.iter().position(|e| t.tag(e) == GPS_INFO) else {
         return no_room("the file has none");
     };
-    let gps = t.u32(ifd0_offset + 2 + 12 * i + 8).ok_or("truncated IFD0")? as usize;
+    let gps = t
+        .u32(ifd0_offset + 2 + 12 * i + 8)
+        .ok_or("truncated IFD0")? as usize;
     let (old_entries, next) = t.ifd(gps)?;
     let ifd_end = gps + 2 + 12 * old_entries.len() + 4;
     // Where an old entry keeps its value outside the IFD: (offset, bytes), when the type and count
@@ -392,19 +394,20 @@ pub fn set_gps_in_place(tiff: &mut [u8], point: &GeoPoint) -> Result<(), String>
         let typ = entry.u16(2)?;
         let size = type_size(typ).checked_mul(entry.u32(4)? as usize)?;
         let at = entry.u32(8)? as usize;
-        let fits = types.contains(&typ) && size >= need && size > 4 && at.checked_add(size)? <= tiff.len();
+        let fits =
+            types.contains(&typ) && size >= need && size > 4 && at.checked_add(size)? <= tiff.len();
         // A value inside the IFD's own entries would be overwritten by them.
         let clear_of_ifd = at + size <= gps || at >= ifd_end;
         (fits && clear_of_ifd).then_some((at, size))
     };
-    let (Some(lat_at), Some(lon_at)) = (
-        area(LAT, &[RATIONAL], 24),
-        area(LON, &[RATIONAL], 24),
-    ) else {
+    let (Some(lat_at), Some(lon_at)) = (area(LAT, &[RATIONAL], 24), area(LON, &[RATIONAL], 24))
+    else {
         return no_room("latitude and longitude are not three rationals each");
     };
     let alt_at = match point.alt {
-        Some(_) => Some(area(ALT, &[RATIONAL], 8).ok_or("no room in the GPS IFD: no altitude value")?),
+        Some(_) => {
+            Some(area(ALT, &[RATIONAL], 8).ok_or("no room in the GPS IFD: no altitude value")?)
+        }
         None => None,
     };
     let datum_at = area(MAP_DATUM, &[ASCII], 7);

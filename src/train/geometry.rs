@@ -231,7 +231,10 @@ impl<'a> Extractor<'a> {
             None => None,
         };
         if let (Some(cache), Some(c)) = (cache, &content) {
-            if let Some(f) = cache.get(&self.cache_key(c)).and_then(|v| LocalFeatures::from_flat(&v)) {
+            if let Some(f) = cache
+                .get(&self.cache_key(c))
+                .and_then(|v| LocalFeatures::from_flat(&v))
+            {
                 return Ok(f);
             }
         }
