@@ -113,17 +113,23 @@ pub struct Session {
 
 impl Session {
     pub fn post(&self, path: &str, body: Value) -> Value {
+        self.try_post(path, &body)
+            .unwrap_or_else(|err| panic!("POST {path} {body}: {err}"))
+    }
+
+    /// A command's value, or the WebDriver error ("stale element reference" and its message).
+    fn try_post(&self, path: &str, body: &Value) -> Result<Value, String> {
         let url = format!("{}/session/{}{}", self.base, self.id, path);
         let mut r = self
             .agent
             .post(&url)
-            .send_json(&body)
+            .send_json(body)
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));
         let v: Value = r.body_mut().read_json().unwrap();
-        if let Some(err) = v["value"].get("error") {
-            panic!("POST {path} {body}: {err} {}", v["value"]["message"]);
+        match v["value"].get("error") {
+            Some(err) => Err(format!("{err} {}", v["value"]["message"])),
+            None => Ok(v["value"].clone()),
         }
-        v["value"].clone()
     }
 
     pub fn get(&self, path: &str) -> Value {
@@ -199,9 +205,20 @@ impl Session {
         }
     }
 
+    /// Clicks the element `css` selects. A view that re-renders between the lookup and the click
+    /// (a list refreshed by a catalog event) makes the element stale: it is looked up again.
     pub fn click(&self, css: &str) {
-        let e = self.wait_for(css, 20);
-        self.post(&format!("/element/{e}/click"), json!({}));
+        for _ in 0..5 {
+            let e = self.wait_for(css, 20);
+            match self.try_post(&format!("/element/{e}/click"), &json!({})) {
+                Ok(_) => return,
+                Err(err) if err.contains("stale element reference") => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Err(err) => panic!("click {css}: {err}"),
+            }
+        }
+        panic!("click {css}: the element went stale five times");
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
