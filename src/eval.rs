@@ -407,6 +407,66 @@ mod tests {
         assert!((r.median_error_m.unwrap() - 11.1).abs() < 0.2);
     }
 
+    /// Per-query outcomes: the rank of the first correct item, the top-1 with its similarity and
+    /// error; written as CSV with paths that need quoting, read back field for field.
+    #[test]
+    fn per_query_outcomes_rank_the_first_correct_item_and_round_trip_as_csv() {
+        let p = |lat| GeoPoint::new(lat, 10.0);
+        let ds = Dataset {
+            name: "t".into(),
+            queries: vec![PathBuf::from(r#"q, "one".jpg"#), PathBuf::from("q2.jpg")],
+            database: vec![PathBuf::from("far.jpg"), PathBuf::from("near.jpg")],
+            truth: Truth::Positions {
+                queries: vec![p(45.0), p(46.0)],
+                database: vec![p(45.01), p(45.0001)],
+                radius_m: 25.0,
+            },
+            database_areas: None,
+        };
+        let (q, d) = (
+            vec![vec![0.6, 0.8], vec![1.0, 0.0]],
+            vec![vec![0.0, 1.0], vec![1.0, 0.0]],
+        );
+        let ranked = [vec![0, 1], vec![1, 0]];
+        let out = per_query_outcomes(
+            &ds,
+            &ranked,
+            (&q, &d),
+            |q| ds.answerable(q),
+            |q, d| ds.is_hit(q, d),
+        );
+        assert!(out[0].answerable && !out[1].answerable);
+        assert_eq!(out[0].first_correct_rank, Some(2), "near.jpg is second");
+        assert_eq!(out[1].first_correct_rank, None);
+        assert_eq!(out[0].top1.as_deref(), Some(Path::new("far.jpg")));
+        assert!((out[0].top1_similarity.unwrap() - 0.8).abs() < 1e-6);
+        assert!((out[0].top1_error_m.unwrap() - 1112.0).abs() < 2.0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("per-query.csv");
+        write_per_query_csv(&file, &out).unwrap();
+        let mut r = csv::Reader::from_path(&file).unwrap();
+        assert_eq!(
+            r.headers().unwrap(),
+            vec![
+                "query",
+                "answerable",
+                "first_correct_rank",
+                "top1",
+                "top1_similarity",
+                "top1_error_m"
+            ]
+        );
+        let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[0][0], r#"q, "one".jpg"#);
+        assert_eq!(&rows[0][1], "true");
+        assert_eq!(&rows[0][2], "2");
+        assert_eq!(&rows[0][3], "far.jpg");
+        assert_eq!(&rows[0][4], "0.800000");
+        assert_eq!(&rows[1][2], "", "no correct item: an empty cell");
+    }
+
     #[test]
     fn exact_search_orders_by_similarity() {
         let db = vec![vec![1.0, 0.0], vec![0.6, 0.8], vec![0.0, 1.0]];
@@ -422,6 +482,11 @@ pub struct EvalOptions {
     /// Also search with HNSW (built over the database) and report it.
     pub hnsw: bool,
     pub hnsw_params: crate::index::HnswParams,
+    /// Also measure the full NetVLAD vectors, alone ("full") and re-scoring this many best
+    /// matches of the compact descriptor ("two-stage"), on a model with whitening.
+    pub two_stage: Option<usize>,
+    /// Also measure geometric re-ranking of this many best exact matches ("reranked").
+    pub rerank: Option<usize>,
 }
 
 impl Default for EvalOptions {
@@ -430,8 +495,144 @@ impl Default for EvalOptions {
             describe: Default::default(),
             hnsw: true,
             hnsw_params: Default::default(),
+            two_stage: None,
+            rerank: None,
         }
     }
+}
+
+/// Geometric re-ranking: of each query's `k` best (`ranked`), the candidates whose local features
+/// match the query's under one transform (`train::geometry`: mutual matches, RANSAC) move ahead,
+/// most inliers first; the others, and everything after the `k`th, keep their order.
+fn rerank(
+    model: &crate::model::LoadedModel,
+    (queries, database): (&[PathBuf], &[PathBuf]),
+    ranked: &[Vec<usize>],
+    k: usize,
+    progress: &dyn crate::progress::ProgressSink,
+    cancel: &crate::progress::CancelToken,
+) -> Result<Vec<Vec<usize>>> {
+    use crate::train::geometry::{verify, Extractor, LocalFeatures, VerifyOptions};
+    let opts = VerifyOptions::default();
+    let extractor = Extractor::new(model, &opts)?;
+    // Leave-one-out queries are database items too: each image is extracted once.
+    let mut features: std::collections::HashMap<PathBuf, LocalFeatures> = Default::default();
+    let mut features_of = |path: &PathBuf| -> Result<LocalFeatures> {
+        if !features.contains_key(path) {
+            features.insert(path.clone(), extractor.extract(path)?);
+        }
+        Ok(features[path].clone())
+    };
+    let mut meter = crate::progress::ProgressMeter::new(progress, "eval");
+    meter.stage("re-ranking", Some(ranked.len() as u64));
+    let mut out = Vec::with_capacity(ranked.len());
+    for (q, list) in ranked.iter().enumerate() {
+        cancel.check()?;
+        let fq = features_of(&queries[q])?;
+        let head = k.min(list.len());
+        let mut verified: Vec<(usize, usize)> = Vec::new(); // (inliers, position)
+        for (pos, &d) in list[..head].iter().enumerate() {
+            let v = verify(&fq, &features_of(&database[d])?, &opts);
+            if v.verified {
+                verified.push((v.inliers, pos));
+            }
+        }
+        verified.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut order: Vec<usize> = verified.iter().map(|&(_, pos)| list[pos]).collect();
+        order.extend(
+            list.iter()
+                .enumerate()
+                .filter(|(pos, _)| *pos >= head || !verified.iter().any(|v| v.1 == *pos))
+                .map(|(_, &d)| d),
+        );
+        out.push(order);
+        meter.advance(1);
+    }
+    meter.finish();
+    Ok(out)
+}
+
+/// The compact descriptors and, when `opts.two_stage` asks for them on a model with whitening,
+/// the full NetVLAD vectors they were whitened from (one pass through the network for both).
+struct Described {
+    compact: Vec<Vec<f32>>,
+    full: Option<Vec<Vec<f32>>>,
+}
+
+fn describe_for_eval(
+    model: &crate::model::LoadedModel,
+    paths: &[PathBuf],
+    opts: &EvalOptions,
+    cache: &crate::model::cache::DescriptorCache,
+    progress: &dyn crate::progress::ProgressSink,
+    cancel: &crate::progress::CancelToken,
+) -> Result<Described> {
+    use crate::model::Stage;
+    let whiten = model
+        .net
+        .whiten
+        .as_ref()
+        .filter(|_| opts.two_stage.is_some());
+    let Some(whiten) = whiten else {
+        let compact = cache.describe(model, paths, &opts.describe, progress, cancel)?;
+        return Ok(Described {
+            compact,
+            full: None,
+        });
+    };
+    let describe = crate::model::describe::DescribeOptions {
+        stage: Stage::NetVlad,
+        ..opts.describe.clone()
+    };
+    let full = cache.describe(model, paths, &describe, progress, cancel)?;
+    let mut compact = Vec::with_capacity(full.len());
+    for chunk in full.chunks(64) {
+        let dim = chunk[0].len();
+        let flat: Vec<f32> = chunk.iter().flatten().copied().collect();
+        let t = candle_core::Tensor::from_vec(flat, (chunk.len(), dim), &model.device)?;
+        let w = candle_core::Module::forward(whiten, &t)?;
+        compact.extend(w.to_device(&candle_core::Device::Cpu)?.to_vec2::<f32>()?);
+    }
+    Ok(Described {
+        compact,
+        full: Some(full),
+    })
+}
+
+/// The two-stage rankings: "full" (exact search over the full vectors) and "two-stage" (each
+/// query's `shortlist` best by the compact descriptor, re-scored by the full vectors), `k` each.
+fn full_vector_searches(
+    (queries, database): (&Described, &Described),
+    shortlist: usize,
+    k: usize,
+) -> Vec<(String, Vec<Vec<usize>>)> {
+    let (Some(qf), Some(df)) = (&queries.full, &database.full) else {
+        return Vec::new();
+    };
+    let ids = |r: Vec<Vec<(usize, f32)>>| -> Vec<Vec<usize>> {
+        r.into_iter()
+            .map(|l| l.into_iter().map(|(i, _)| i).collect())
+            .collect()
+    };
+    let full = ids(exact_top_k(qf, df, k));
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let two_stage = exact_top_k(&queries.compact, &database.compact, shortlist.max(k))
+        .into_iter()
+        .enumerate()
+        .map(|(q, short)| {
+            let mut rescored: Vec<(usize, f32)> = short
+                .into_iter()
+                .map(|(d, _)| (d, dot(&qf[q], &df[d])))
+                .collect();
+            rescored.sort_by(|a, b| b.1.total_cmp(&a.1));
+            rescored.truncate(k);
+            rescored.into_iter().map(|(d, _)| d).collect()
+        })
+        .collect();
+    vec![
+        ("full".to_string(), full),
+        ("two-stage".to_string(), two_stage),
+    ]
 }
 
 /// Ranked database indices per query from each search kind requested: [("exact", ..), ("hnsw", ..)].
@@ -469,6 +670,101 @@ pub fn search_all(
     Ok(out)
 }
 
+/// One query's outcome under exact search, for looking at the failures (`pinpoint eval
+/// --per-query FILE.csv`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QueryOutcome {
+    pub query: PathBuf,
+    /// Whether some database item is correct for it; recall counts only these queries.
+    pub answerable: bool,
+    /// 1-based rank of the first correct database item among the top 20; `None` when none is.
+    pub first_correct_rank: Option<usize>,
+    /// The database item ranked first, and its similarity to the query (dot product of unit
+    /// descriptors).
+    pub top1: Option<PathBuf>,
+    pub top1_similarity: Option<f32>,
+    /// Metres from the query's position to the first item's (datasets with positions).
+    pub top1_error_m: Option<f64>,
+}
+
+/// What an evaluation found: recall and errors per search method, and each query's outcome under
+/// exact search.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub results: Vec<EvalResult>,
+    pub per_query: Vec<QueryOutcome>,
+}
+
+/// Each query's outcome under `ranked` (database indices, best first, the query itself left out);
+/// `is_hit(q, d)` and `answerable(q)` are the dataset's truth.
+fn per_query_outcomes(
+    dataset: &Dataset,
+    ranked: &[Vec<usize>],
+    (queries, database): (&[Vec<f32>], &[Vec<f32>]),
+    answerable: impl Fn(usize) -> bool,
+    is_hit: impl Fn(usize, usize) -> bool,
+) -> Vec<QueryOutcome> {
+    ranked
+        .iter()
+        .enumerate()
+        .map(|(q, list)| {
+            let top = list.first().copied();
+            QueryOutcome {
+                query: dataset.queries[q].clone(),
+                answerable: answerable(q),
+                first_correct_rank: list.iter().position(|&d| is_hit(q, d)).map(|p| p + 1),
+                top1: top.map(|d| dataset.database[d].clone()),
+                top1_similarity: top.map(|d| {
+                    queries[q]
+                        .iter()
+                        .zip(&database[d])
+                        .map(|(a, b)| a * b)
+                        .sum()
+                }),
+                top1_error_m: match (&dataset.truth, top) {
+                    (
+                        Truth::Positions {
+                            queries, database, ..
+                        },
+                        Some(d),
+                    ) => Some(queries[q].distance_m(&database[d])),
+                    _ => None,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Writes `outcomes` as CSV: query, answerable, first_correct_rank, top1, top1_similarity,
+/// top1_error_m (empty cells where there is nothing to say).
+pub fn write_per_query_csv(path: &Path, outcomes: &[QueryOutcome]) -> Result<()> {
+    let write = || -> std::result::Result<(), csv::Error> {
+        let mut w = csv::Writer::from_path(path)?;
+        w.write_record([
+            "query",
+            "answerable",
+            "first_correct_rank",
+            "top1",
+            "top1_similarity",
+            "top1_error_m",
+        ])?;
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        for o in outcomes {
+            w.write_record([
+                o.query.display().to_string(),
+                o.answerable.to_string(),
+                opt(o.first_correct_rank.map(|r| r.to_string())),
+                opt(o.top1.as_ref().map(|p| p.display().to_string())),
+                opt(o.top1_similarity.map(|s| format!("{s:.6}"))),
+                opt(o.top1_error_m.map(|m| format!("{m:.1}"))),
+            ])?;
+        }
+        w.flush()?;
+        Ok(())
+    };
+    write().map_err(|e| Error::invalid(format!("{}: cannot write: {e}", path.display())))
+}
+
 /// Evaluates `model` on a dataset: describes its images (through `cache`), searches, scores.
 pub fn evaluate_dataset(
     model: &crate::model::LoadedModel,
@@ -477,22 +773,49 @@ pub fn evaluate_dataset(
     cache: &crate::model::cache::DescriptorCache,
     progress: &dyn crate::progress::ProgressSink,
     cancel: &crate::progress::CancelToken,
-) -> Result<Vec<EvalResult>> {
-    let q = cache.describe(model, &dataset.queries, &opts.describe, progress, cancel)?;
-    let d = cache.describe(model, &dataset.database, &opts.describe, progress, cancel)?;
+) -> Result<Evaluation> {
+    let queries = describe_for_eval(model, &dataset.queries, opts, cache, progress, cancel)?;
+    let database = describe_for_eval(model, &dataset.database, opts, cache, progress, cancel)?;
+    let (q, d) = (&queries.compact, &database.compact);
     let k = *RECALL_AT.last().unwrap();
-    Ok(search_all(&q, &d, k, opts)?
-        .into_iter()
-        .map(|(kind, ranked)| score(dataset, &ranked, &kind))
-        .collect())
+    let mut results = Vec::new();
+    let mut per_query = Vec::new();
+    let mut searches = search_all(q, d, k, opts)?;
+    if let Some(shortlist) = opts.two_stage {
+        searches.extend(full_vector_searches((&queries, &database), shortlist, k));
+    }
+    if let Some(k) = opts.rerank {
+        let exact = &searches[0].1;
+        let files = (dataset.queries.as_slice(), dataset.database.as_slice());
+        let reranked = rerank(model, files, exact, k, progress, cancel)?;
+        searches.push(("reranked".to_string(), reranked));
+    }
+    for (kind, ranked) in searches {
+        if kind == "exact" {
+            per_query = per_query_outcomes(
+                dataset,
+                &ranked,
+                (q, d),
+                |q| dataset.answerable(q),
+                |q, d| dataset.is_hit(q, d),
+            );
+        }
+        results.push(score(dataset, &ranked, &kind));
+    }
+    Ok(Evaluation { results, per_query })
 }
 
 /// (confidence, landed within the radius) of one held-out proposal.
 pub type CalibrationSample = (f64, bool);
 
+/// What leave-one-out found: the evaluation, and for each photo its visual proposal's confidence
+/// and whether that landed within its radius (for the calibration table).
+pub struct LeaveOneOut {
+    pub evaluation: Evaluation,
+    pub calibration: Vec<CalibrationSample>,
+}
+
 /// Leave-one-out over a folder of geotagged photos: each photo is a query against all the others.
-/// Also returns, per photo, the visual proposal's confidence and whether it landed within its
-/// radius (for the calibration table).
 pub fn leave_one_out(
     model: &crate::model::LoadedModel,
     folder: &Path,
@@ -501,7 +824,7 @@ pub fn leave_one_out(
     cache: &crate::model::cache::DescriptorCache,
     progress: &dyn crate::progress::ProgressSink,
     cancel: &crate::progress::CancelToken,
-) -> Result<(Vec<EvalResult>, Vec<CalibrationSample>)> {
+) -> Result<LeaveOneOut> {
     let mut photos: Vec<(PathBuf, GeoPoint)> = Vec::new();
     for entry in walkdir::WalkDir::new(folder)
         .follow_links(true)
@@ -531,7 +854,8 @@ pub fn leave_one_out(
         )));
     }
     let paths: Vec<PathBuf> = photos.iter().map(|p| p.0.clone()).collect();
-    let vectors = cache.describe(model, &paths, &opts.describe, progress, cancel)?;
+    let described = describe_for_eval(model, &paths, opts, cache, progress, cancel)?;
+    let vectors = &described.compact;
     let points: Vec<GeoPoint> = photos.iter().map(|p| p.1).collect();
     let dataset = Dataset {
         name: folder.display().to_string(),
@@ -546,13 +870,39 @@ pub fn leave_one_out(
     };
     let k = *RECALL_AT.last().unwrap() + 1;
     let mut results = Vec::new();
-    for (kind, ranked) in search_all(&vectors, &vectors, k, opts)? {
-        // Drop each query itself from its own list.
-        let ranked: Vec<Vec<usize>> = ranked
-            .into_iter()
-            .enumerate()
-            .map(|(q, l)| l.into_iter().filter(|&d| d != q).collect())
-            .collect();
+    let mut per_query = Vec::new();
+    let mut searches = search_all(vectors, vectors, k, opts)?;
+    if let Some(shortlist) = opts.two_stage {
+        searches.extend(full_vector_searches((&described, &described), shortlist, k));
+    }
+    // Drop each query itself from its own list.
+    let mut searches: Vec<(String, Vec<Vec<usize>>)> = searches
+        .into_iter()
+        .map(|(kind, ranked)| {
+            let ranked = ranked
+                .into_iter()
+                .enumerate()
+                .map(|(q, l)| l.into_iter().filter(|&d| d != q).collect())
+                .collect();
+            (kind, ranked)
+        })
+        .collect();
+    if let Some(k) = opts.rerank {
+        let reranked = rerank(model, (&paths, &paths), &searches[0].1, k, progress, cancel)?;
+        searches.push(("reranked".to_string(), reranked));
+    }
+    for (kind, ranked) in searches {
+        if kind == "exact" {
+            let within =
+                |q: usize, d: usize| d != q && points[q].distance_m(&points[d]) <= radius_m;
+            per_query = per_query_outcomes(
+                &dataset,
+                &ranked,
+                (vectors, vectors),
+                |q| (0..points.len()).any(|d| within(q, d)),
+                &within,
+            );
+        }
         results.push(score_excluding_self(&dataset, &ranked, &kind));
     }
     // Calibration: the visual proposal of each photo from the others.
@@ -595,7 +945,10 @@ pub fn leave_one_out(
             samples.push((conf, within));
         }
     }
-    Ok((results, samples))
+    Ok(LeaveOneOut {
+        evaluation: Evaluation { results, per_query },
+        calibration: samples,
+    })
 }
 
 /// [`score`] for leave-one-out, where the query is also a database item: it is not its own match.

@@ -116,6 +116,17 @@ enum Command {
         /// Skip the HNSW search
         #[arg(long)]
         no_hnsw: bool,
+        /// Also write each query's outcome (rank of the first correct reference, the top-1, its
+        /// similarity and distance) to this CSV file, to look at the failures
+        #[arg(long, value_name = "FILE.csv")]
+        per_query: Option<PathBuf>,
+        /// Also measure the full 32,768-d NetVLAD vectors, alone and re-scoring the compact
+        /// descriptor's N best matches (two-stage search)
+        #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100")]
+        two_stage: Option<usize>,
+        /// Also measure geometric re-ranking of the K best matches (local features, RANSAC)
+        #[arg(long, value_name = "K", num_args = 0..=1, default_missing_value = "10")]
+        rerank: Option<usize>,
         #[command(flatten)]
         model: ModelSelect,
     },
@@ -706,6 +717,9 @@ fn main() -> ExitCode {
             long_side,
             ef,
             no_hnsw,
+            per_query,
+            two_stage,
+            rerank,
             model,
         } => model.args(&ctx).and_then(|m| {
             cli::locate::eval(
@@ -718,6 +732,9 @@ fn main() -> ExitCode {
                     long_side,
                     ef,
                     no_hnsw,
+                    per_query,
+                    two_stage,
+                    rerank,
                 },
             )
         }),

@@ -6,7 +6,9 @@ use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
 use pinpoint::catalog::PhotoFilter;
-use pinpoint::eval::{evaluate_dataset, leave_one_out, Dataset, EvalOptions, EvalResult};
+use pinpoint::eval::{
+    evaluate_dataset, leave_one_out, write_per_query_csv, Dataset, EvalOptions, EvalResult,
+};
 use pinpoint::locate::calibrate::{calibration_table, CalibrationBin};
 use pinpoint::locate::{self, LocateOptions};
 use pinpoint::model::cache::DescriptorCache;
@@ -348,6 +350,9 @@ pub struct EvalArgs {
     pub long_side: Option<u32>,
     pub ef: usize,
     pub no_hnsw: bool,
+    pub per_query: Option<PathBuf>,
+    pub two_stage: Option<usize>,
+    pub rerank: Option<usize>,
 }
 
 pub fn eval(ctx: &Context, m: &ModelArgs, a: &EvalArgs) -> Result<Outcome> {
@@ -367,12 +372,14 @@ pub fn eval(ctx: &Context, m: &ModelArgs, a: &EvalArgs) -> Result<Outcome> {
             ..Default::default()
         },
         hnsw: !a.no_hnsw,
+        two_stage: a.two_stage,
+        rerank: a.rerank.filter(|&k| k > 0),
         ..Default::default()
     };
     opts.hnsw_params.ef_search = a.ef;
     let progress = ctx.progress();
     let cancel = ctx.cancel_on_interrupt();
-    let (results, calibration) = match (&a.dataset, &a.leave_one_out) {
+    let (evaluation, calibration) = match (&a.dataset, &a.leave_one_out) {
         (Some(d), None) => {
             let dataset = Dataset::load(d, a.radius_m)?;
             (
@@ -381,15 +388,19 @@ pub fn eval(ctx: &Context, m: &ModelArgs, a: &EvalArgs) -> Result<Outcome> {
             )
         }
         (None, Some(folder)) => {
-            let (r, samples) = leave_one_out(
+            let r = leave_one_out(
                 &model, folder, a.radius_m, &opts, &cache, &progress, &cancel,
             )?;
-            (r, Some(calibration_table(&samples)))
+            (r.evaluation, Some(calibration_table(&r.calibration)))
         }
         _ => bail!("give a dataset (CSV or VPR-Bench folder) or --leave-one-out FOLDER"),
     };
     progress.clear();
-    let out: Vec<EvalJson> = results
+    if let Some(file) = &a.per_query {
+        write_per_query_csv(file, &evaluation.per_query)?;
+    }
+    let out: Vec<EvalJson> = evaluation
+        .results
         .into_iter()
         .map(|r| {
             let exact = r.search == "exact";

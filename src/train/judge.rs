@@ -36,6 +36,7 @@ pub(super) fn evaluate_current(
         &crate::progress::NoProgress,
         cancel,
     )
+    .map(|e| e.results)
 }
 
 /// The trained descriptors of the held-out queries and of the database, and the whitening learned
