@@ -8,11 +8,11 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # Debian packages: a C toolchain (SQLite is compiled in), the mold linker, libheif (HEIC and
-# AVIF pixels, with its HEVC and AV1 codecs), ExifTool (the reference reader the tests
+# AVIF pixels, with its HEVC and AV1 codecs), ffmpeg (videos' poster frames), ExifTool (the reference reader the tests
 # compare against), Python with pip (the tests' NumPy reference).
 # The desktop app: WebKitGTK and friends for Tauri, Node.js for the front end's build and unit
 # tests, Xvfb and WebKitWebDriver for its end-to-end tests.
-packages=(build-essential pkg-config mold libimage-exiftool-perl libheif-dev
+packages=(build-essential pkg-config mold libimage-exiftool-perl libheif-dev ffmpeg
   file libssl-dev libxdo-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev
   xvfb xauth webkit2gtk-driver)
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

@@ -481,6 +481,64 @@ fn videos_agree_with_exiftool() {
     assert!(with_gps >= 1);
 }
 
+/// Videos get an upright poster frame (ffmpeg applies the track's rotation) at the size the
+/// catalog shows them; a video ffmpeg cannot read is refused with its name and the reason.
+#[test]
+fn videos_get_upright_poster_frames() {
+    assert!(
+        pinpoint::library::video::poster_frames_available(),
+        "ffmpeg is missing: scripts/install-deps.sh installs it"
+    );
+    let mut framed = 0;
+    for path in files_with_extension(&["mov", "mp4", "m4v", "3gp"]) {
+        let md = read_photo_metadata(&path, None).unwrap();
+        let at = path.display();
+        match decode_upright(&path, md.orientation) {
+            Ok(img) => {
+                framed += 1;
+                assert_eq!(
+                    (Some(img.width()), Some(img.height())),
+                    (md.width, md.height),
+                    "{at}"
+                );
+                // A real picture, not a black or grey frame.
+                let rgb = img.to_rgb8();
+                let n = rgb.as_raw().len() as f64;
+                let mean = rgb.as_raw().iter().map(|&v| v as f64).sum::<f64>() / n;
+                let var = rgb
+                    .as_raw()
+                    .iter()
+                    .map(|&v| (v as f64 - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                assert!(var.sqrt() > 10.0, "{at}: flat frame (sd {:.1})", var.sqrt());
+            }
+            Err(e) => {
+                // ExifTool's QuickTime.mov sample is cut to its metadata: no frame to decode.
+                let text = e.to_string();
+                assert!(
+                    path.ends_with("exiftool-t-images/QuickTime.mov"),
+                    "{at}: {text}"
+                );
+                assert!(
+                    text.contains("QuickTime.mov") && text.contains("video frame"),
+                    "{text}"
+                );
+            }
+        }
+    }
+    // A portrait phone clip (ftyp3gp5.mp4, rotation 90) among them.
+    assert!(framed >= 2, "{framed}");
+    let portrait = exif_corpus().join("metadata-extractor-images/gps/ftyp3gp5.mp4");
+    let img = decode_upright(&portrait, None).unwrap();
+    assert!(
+        img.height() > img.width(),
+        "{}x{}",
+        img.width(),
+        img.height()
+    );
+}
+
 /// Finds the IFD0 entry for `tag` in a little- or big-endian TIFF block: (entry offset, value).
 fn ifd0_entry(tiff: &[u8], tag: u16) -> Option<(usize, u32)> {
     let le = tiff.starts_with(b"II");

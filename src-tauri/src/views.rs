@@ -27,8 +27,11 @@ pub struct PhotoSummary {
     pub taken_at: Option<String>,
     pub has_proposal: bool,
     pub suspicious: bool,
-    /// A video: catalogued for its time and place; the grid shows an icon, not a thumbnail.
+    /// A video: catalogued for its time and place.
     pub video: bool,
+    /// A video whose poster frame can be made here (ffmpeg is installed); otherwise the grid
+    /// shows the video icon.
+    pub poster: bool,
     pub duration_s: Option<f64>,
 }
 
@@ -50,6 +53,8 @@ impl PhotoSummary {
             has_proposal,
             suspicious,
             video: p.format == pinpoint::library::PhotoFormat::Video,
+            poster: p.format == pinpoint::library::PhotoFormat::Video
+                && pinpoint::library::video::poster_frames_available(),
             duration_s: p.duration_s,
         }
     }

@@ -18,8 +18,13 @@ use webdriver::{copy_tree, gps_of, launch_with_args, workspace};
 const LOADED_THUMBNAILS: &str = "const n = [...document.querySelectorAll('.grid-cell img')]\
     .filter(i => i.complete && i.naturalWidth > 0).length; return n >= 12 && n";
 
+/// One app at a time: two apps and their WebKit processes on two cores make each other's
+/// waits time out.
+static ONE_APP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_photographer_adds_a_library_reviews_a_proposal_on_the_map_and_undoes_it() {
+    let _one = ONE_APP.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("Pictures");
     std::fs::create_dir_all(&library).unwrap();
@@ -270,4 +275,65 @@ fn a_photographer_adds_a_library_reviews_a_proposal_on_the_map_and_undoes_it() {
     s.click("#nav-settings");
     std::thread::sleep(Duration::from_millis(1000));
     s.screenshot("9-settings");
+}
+
+/// Phone videos in the grid show a poster frame (ffmpeg's), upright, with their length; the
+/// detail pane shows the frame large.
+#[test]
+fn videos_show_their_poster_frames() {
+    let _one = ONE_APP.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("Clips");
+    std::fs::create_dir_all(&library).unwrap();
+    let corpus = workspace().join("../shared/data/exif/metadata-extractor-images/gps");
+    // A landscape 1080p clip and a portrait phone clip (its track is turned by 90 degrees).
+    for name in ["with-gps.mp4", "ftyp3gp5.mp4"] {
+        std::fs::copy(corpus.join(name), library.join(name)).unwrap();
+    }
+    std::fs::copy(
+        workspace().join("assets/sample-library/tuscany/DSCN0010.jpg"),
+        library.join("DSCN0010.jpg"),
+    )
+    .unwrap();
+    let catalog = dir.path().join("catalog.sqlite");
+    let (driver, _) = launch_with_args(&catalog, "videos", &[library.to_str().unwrap()]);
+    let s = &driver.session;
+    let posters = s.wait_until(
+        "two poster frames",
+        "const p = [...document.querySelectorAll('.grid-cell .video-poster')]\
+           .filter(i => i.complete && i.naturalWidth > 0); \
+         return p.length === 2 && p.map(i => [i.naturalWidth, i.naturalHeight, i.closest('.grid-cell').title])",
+        120,
+    );
+    eprintln!("poster frames: {posters}");
+    for p in posters.as_array().unwrap() {
+        let (w, h, name) = (
+            p[0].as_u64().unwrap(),
+            p[1].as_u64().unwrap(),
+            p[2].as_str().unwrap(),
+        );
+        // Grid thumbnails have a 256 px long side; the portrait clip stands upright.
+        assert_eq!(w.max(h), 256, "{p}");
+        assert_eq!(h > w, name == "ftyp3gp5.mp4", "{p}");
+    }
+    let lengths = s.js(
+        "return [...document.querySelectorAll('.grid-cell .video-length')].map(e => e.textContent)",
+    );
+    assert!(
+        lengths
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l.as_str().is_some_and(|t| t.contains(':'))),
+        "{lengths}"
+    );
+    s.click(".grid-cell[title='ftyp3gp5.mp4']");
+    s.wait_until(
+        "the video's frame in the detail pane",
+        "const i = document.querySelector('#library-detail .video-poster'); \
+         return i && i.complete && i.naturalWidth > 0 && i.naturalHeight > i.naturalWidth",
+        30,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    s.screenshot("10-videos");
 }

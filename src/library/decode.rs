@@ -1,7 +1,8 @@
 //! Decoding a photo's pixels, upright (EXIF orientation applied), for thumbnails and the model.
 //!
 //! JPEG, PNG, TIFF and WebP are decoded directly, HEIF/HEIC and AVIF through libheif
-//! ([`super::heif`]). TIFF-based RAW files are decoded from the
+//! ([`super::heif`]) in a child process, videos by a poster frame from ffmpeg
+//! ([`super::video::poster_frame`]). TIFF-based RAW files are decoded from the
 //! largest JPEG preview they embed, as photo organizers do. Every decode runs under memory
 //! limits, so a forged header (20000 x 20000) is refused instead of exhausting memory, and inside
 //! [`crate::contain::contain`], so a decoder bug costs one file.
@@ -9,7 +10,7 @@
 use std::io::{BufReader, Cursor};
 use std::path::Path;
 
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use super::format::{sniff, PhotoFormat};
 use super::metadata::jpeg_frame;
@@ -21,7 +22,7 @@ pub const MAX_DECODE_BYTES: u64 = 768 * 1024 * 1024;
 /// Largest side accepted.
 pub const MAX_SIDE: u32 = 40_000;
 
-fn limits() -> Limits {
+pub(super) fn limits() -> Limits {
     let mut l = Limits::default();
     l.max_image_width = Some(MAX_SIDE);
     l.max_image_height = Some(MAX_SIDE);
@@ -49,6 +50,10 @@ pub fn decode_upright(path: &Path, orientation: Option<u8>) -> Result<DynamicIma
 }
 
 fn decode_inner(path: &Path, orientation: Option<u8>) -> Result<DynamicImage> {
+    // A video is not read whole (it can be gigabytes): ffmpeg reads what it needs.
+    if is_video(path)? {
+        return super::video::poster_frame(path);
+    }
     let bytes = std::fs::read(path).at(path)?;
     let format = match (sniff(&bytes), super::format::format_from_extension(path)) {
         // TIFF-based RAW: decode the preview the camera embedded, not IFD0's thumbnail.
@@ -80,10 +85,61 @@ fn decode_inner(path: &Path, orientation: Option<u8>) -> Result<DynamicImage> {
                 ),
             })
         }
-        PhotoFormat::Heif => super::heif::decode(&bytes, orientation, MAX_SIDE, MAX_DECODE_BYTES)
+        PhotoFormat::Heif => decode_heif_in_child(&bytes, orientation)
             .map_err(|e| Error::decode(path, format!("HEIF: {e}"))),
         f => decode_bytes(path, &bytes, f, orientation),
     }
+}
+
+/// Whether the file at `path` is a video, by its first bytes (or its extension when they say
+/// nothing).
+fn is_video(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(256);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(256).read_to_end(&mut head))
+        .at(path)?;
+    Ok(match sniff(&head) {
+        Some(f) => f == PhotoFormat::Video,
+        None => super::format::format_from_extension(path) == Some(PhotoFormat::Video),
+    })
+}
+
+/// How long one HEIF decode may take before its process is stopped (a 48-megapixel grid image
+/// decodes in a few seconds on two cores).
+const HEIF_DECODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// libheif and its HEVC/AV1 codecs are C and C++ fed untrusted files: they decode in a child
+/// process ([`crate::contain::in_child`]), so a crash inside them refuses this file and nothing
+/// else. The pixels come back as width, height (little-endian u32) and RGB rows.
+fn decode_heif_in_child(
+    bytes: &[u8],
+    orientation: Option<u8>,
+) -> std::result::Result<DynamicImage, String> {
+    let answer = crate::contain::in_child(HEIF_DECODE_TIMEOUT, || {
+        let img = super::heif::decode(bytes, orientation, MAX_SIDE, MAX_DECODE_BYTES)?.to_rgb8();
+        let mut out = Vec::with_capacity(8 + img.as_raw().len());
+        out.extend_from_slice(&img.width().to_le_bytes());
+        out.extend_from_slice(&img.height().to_le_bytes());
+        out.extend_from_slice(img.as_raw());
+        Ok(out)
+    })?;
+    let size = |at: usize| {
+        answer
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+    };
+    let (w, h) = size(0)
+        .zip(size(4))
+        .ok_or("the decoder process sent no image size")?;
+    RgbImage::from_raw(w, h, answer[8..].to_vec())
+        .map(DynamicImage::ImageRgb8)
+        .ok_or_else(|| {
+            format!(
+                "the decoder process sent {} bytes for a {w}x{h} image",
+                answer.len() - 8
+            )
+        })
 }
 
 fn decode_bytes(

@@ -9,9 +9,14 @@
 //!   the movie header's creation time, which the format defines as UTC;
 //! - camera: `com.apple.quicktime.make`/`model`, then `udta/©mak`/`©mod`;
 //! - size: the first video track's header, rotated by its matrix.
+//!
+//! Pixels: a poster frame for the grid and the detail pane comes from Debian's `ffmpeg` (FFmpeg's
+//! decoders for H.264, HEVC, MJPEG, ...), run as a separate process so that a codec fault costs
+//! one file. Without ffmpeg a video has no frame and the app shows its icon.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, TimeDelta};
 
@@ -37,6 +42,128 @@ pub struct VideoInfo {
     pub iso6709: Option<String>,
     pub make: Option<String>,
     pub model: Option<String>,
+}
+
+/// How long ffmpeg may take for one poster frame.
+const POSTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The ffmpeg program: `$PINPOINT_FFMPEG`, else `ffmpeg` on the PATH.
+fn ffmpeg_program() -> std::path::PathBuf {
+    std::env::var_os("PINPOINT_FFMPEG")
+        .filter(|p| !p.is_empty())
+        .map(Into::into)
+        .unwrap_or_else(|| "ffmpeg".into())
+}
+
+/// Whether poster frames can be made on this machine (an ffmpeg that runs), checked once.
+pub fn poster_frames_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::process::Command::new(ffmpeg_program())
+            .args(["-hide_banner", "-version"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// A frame of the video at `path`, upright (ffmpeg applies the track's rotation), as a poster:
+/// the frame one second in (past a fade-in), or the first frame of a shorter clip.
+pub fn poster_frame(path: &Path) -> crate::error::Result<image::DynamicImage> {
+    use crate::error::Error;
+    if !poster_frames_available() {
+        return Err(Error::decode(
+            path,
+            "no video decoder: install ffmpeg to see video frames",
+        ));
+    }
+    let mut last_error = String::new();
+    for seek in ["1", "0"] {
+        match run_ffmpeg_for_frame(path, seek) {
+            Ok(Some(img)) => return Ok(img),
+            Ok(None) => last_error = "the video has no frame ffmpeg can decode".into(),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(Error::decode(path, format!("video frame: {last_error}")))
+}
+
+/// One `ffmpeg` run: the frame at `seek` seconds as BMP on stdout, or `None` when there is none.
+fn run_ffmpeg_for_frame(path: &Path, seek: &str) -> Result<Option<image::DynamicImage>, String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(ffmpeg_program())
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-ss",
+            seek,
+            "-i",
+        ])
+        .arg(path)
+        .args(["-map", "0:v:0", "-frames:v", "1", "-an", "-sn", "-dn"])
+        .args(["-c:v", "bmp", "-pix_fmt", "bgr24", "-f", "image2pipe", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let read = stdout.read_to_end(&mut out);
+        read.map(|_| out)
+    });
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = std::time::Instant::now() + POSTER_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "ffmpeg gave no frame within {} s and was stopped",
+                    POSTER_TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("waiting for ffmpeg: {e}")),
+        }
+    };
+    let frame = reader
+        .join()
+        .map_err(|_| "reading ffmpeg's output failed".to_string())?
+        .map_err(|e| format!("reading ffmpeg's output: {e}"))?;
+    let messages = errors.join().unwrap_or_default();
+    if !status.success() {
+        let first = messages
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(format!("ffmpeg failed ({status}): {}", first.trim()));
+    }
+    if frame.is_empty() {
+        return Ok(None);
+    }
+    let mut reader =
+        image::ImageReader::with_format(std::io::Cursor::new(frame), image::ImageFormat::Bmp);
+    reader.limits(super::decode::limits());
+    reader
+        .decode()
+        .map(Some)
+        .map_err(|e| format!("ffmpeg's frame does not decode: {e}"))
 }
 
 /// Fills `md` from the video in `file`; problems become warnings.

@@ -460,8 +460,17 @@ export function isPhotoDrag(e) {
   return types.includes(DRAG_TYPE) || types.includes('text/plain');
 }
 
-/** A video's cell: an icon and its length (Pinpoint reads videos' time and place, not frames). */
+/** A video's cell: its poster frame where one can be made (else, or when it fails, the video
+ * icon), with a play mark and its length. */
 function videoTile(p) {
   const length = p.durationS === null || p.durationS === undefined ? '' : formatClipLength(p.durationS);
-  return h('div', { class: 'thumb video-tile', role: 'img', 'aria-label': `Video ${p.name || ''}` }, icon('video', 40), h('span', { class: 'video-length' }, length));
+  const label = `Video ${p.name || ''}${length ? `, ${length}` : ''}`;
+  const poster = p.poster ? img(thumbUrl(p.id), { alt: '', className: 'video-poster' }) : null;
+  return h(
+    'div',
+    { class: ['thumb', 'video-tile', poster && 'has-poster'], role: 'img', 'aria-label': label },
+    icon('video', 40),
+    poster,
+    h('span', { class: 'video-length' }, icon('video', 12), length),
+  );
 }

@@ -323,9 +323,13 @@ export default function createLibrary(app, root) {
     if (located || prop) drawMini(mapBox, d);
   }
 
-  /** The large picture of the detail pane; a video shows its icon (its frames are not decoded). */
+  /** The large picture of the detail pane; a video shows its poster frame, or its icon where
+   * no frame can be made. */
   function previewOf(p) {
-    if (p.video) return h('div', { class: 'preview video-tile', role: 'img', 'aria-label': `Video ${p.name || ''}` }, icon('video', 64));
+    if (p.video) {
+      const poster = p.poster ? img(api.previewUrl(p.id), { alt: '', lazy: false, className: 'video-poster' }) : null;
+      return h('div', { class: ['preview', 'video-tile', poster && 'has-poster'], role: 'img', 'aria-label': `Video ${p.name || ''}` }, icon('video', 64), poster);
+    }
     return img(api.previewUrl(p.id), { alt: p.name, lazy: false, className: 'preview' });
   }
 
