@@ -502,7 +502,7 @@ impl Default for EvalOptions {
 }
 
 /// Geometric re-ranking: of each query's `k` best (`ranked`), the candidates whose local features
-/// match the query's under one transform (`train::geometry`: mutual matches, RANSAC) move ahead,
+/// match the query's under one transform (`geometry`: mutual matches, RANSAC) move ahead,
 /// most inliers first; the others, and everything after the `k`th, keep their order.
 fn rerank(
     model: &crate::model::LoadedModel,
@@ -512,7 +512,7 @@ fn rerank(
     progress: &dyn crate::progress::ProgressSink,
     cancel: &crate::progress::CancelToken,
 ) -> Result<Vec<Vec<usize>>> {
-    use crate::train::geometry::{verify, Extractor, LocalFeatures, VerifyOptions};
+    use crate::geometry::{verify, Extractor, LocalFeatures, VerifyOptions};
     let opts = VerifyOptions::default();
     let extractor = Extractor::new(model, &opts)?;
     // Leave-one-out queries are database items too: each image is extracted once.
@@ -934,6 +934,7 @@ pub fn leave_one_out(
                     attribution: None,
                     ref_id: None,
                 },
+                inliers: None,
             })
             .collect();
         let clusters = crate::locate::visual::cluster(&matches, opts_l.cluster_radius_m);

@@ -91,7 +91,7 @@ pub fn run(
     match spec {
         JobSpec::Scan { roots } => scan(&mut catalog, roots, progress, cancel),
         JobSpec::Describe => describe(&mut catalog, models.model()?, progress, cancel),
-        JobSpec::Propose => propose(&mut catalog, &models.model()?.hash, progress, cancel),
+        JobSpec::Propose => propose(&mut catalog, models.model()?, progress, cancel),
         JobSpec::Update => {
             let mut outcome = scan(&mut catalog, &[], progress, cancel)?;
             let mut messages = vec![outcome.message.clone()];
@@ -102,7 +102,7 @@ pub fn run(
                 outcome.cancelled = d.cancelled;
             }
             if !outcome.cancelled {
-                let p = propose(&mut catalog, &models.model()?.hash, progress, cancel)?;
+                let p = propose(&mut catalog, models.model()?, progress, cancel)?;
                 messages.push(p.message);
                 outcome.errors.extend(p.errors);
                 outcome.cancelled = p.cancelled;
@@ -168,17 +168,23 @@ fn describe(
 }
 
 /// Fits the confidence calibration, proposes locations for untagged photos (from the user's own
-/// tagged photos and the enabled reference databases), then checks the tagged photos' tags.
+/// tagged photos and the enabled reference databases), then checks the tagged photos' tags. Each
+/// photo's best matches are verified geometrically (re-ranking) unless the catalog's `rerank.k`
+/// setting is 0.
 pub fn propose(
     catalog: &mut Catalog,
-    model_hash: &str,
+    model: &LoadedModel,
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<JobOutcome> {
-    let (report, suspicious) = propose_and_check(catalog, model_hash, progress, cancel)?;
+    let (report, suspicious) = propose_and_check(catalog, model, progress, cancel)?;
+    let verified = match &report.rerank {
+        Some(r) if r.verified > 0 => format!(" ({} matches verified geometrically)", r.verified),
+        _ => String::new(),
+    };
     Ok(JobOutcome {
         message: format!(
-            "proposed locations for {} of {} untagged photos; {} tags look wrong",
+            "proposed locations for {} of {} untagged photos{verified}; {} tags look wrong",
             report.proposed, report.photos, suspicious
         ),
         errors: Vec::new(),
@@ -189,30 +195,43 @@ pub fn propose(
 /// The steps of [`propose`], returning the proposal report and the number of suspicious tags.
 pub fn propose_and_check(
     catalog: &mut Catalog,
-    model_hash: &str,
+    model: &LoadedModel,
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<(ProposeReport, usize)> {
+    let model_hash = &model.hash;
     if catalog.descriptor_counts(model_hash)?.described == 0 {
         return Err(Error::invalid(
             "no photo has a place descriptor yet: describe the library first",
         ));
     }
     let opts = LocateOptions::default().with_catalog_settings(catalog)?;
-    locate::fit_calibration(catalog, model_hash, opts.clone())?;
+    let reranker = match locate::rerank::rerank_k(catalog, None)? {
+        0 => None,
+        k => Some(locate::Reranker::new(catalog, model, k)?),
+    };
+    locate::fit_calibration(catalog, model_hash, opts.clone(), reranker.as_ref(), cancel)?;
     let databases = crate::refdb::reference_sets(catalog, model_hash)?;
     let (_, report) = locate::propose(
         catalog,
         model_hash,
         databases,
         opts.clone(),
+        reranker.as_ref(),
         progress,
         cancel,
     )?;
     if report.cancelled {
         return Ok((report, 0));
     }
-    let suspicious = locate::suspicious(catalog, model_hash, opts, progress, cancel)?;
+    let suspicious = locate::suspicious(
+        catalog,
+        model_hash,
+        opts,
+        reranker.as_ref(),
+        progress,
+        cancel,
+    )?;
     Ok((report, suspicious.len()))
 }
 

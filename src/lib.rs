@@ -10,6 +10,7 @@ pub mod csv_table;
 pub mod error;
 pub mod eval;
 pub mod geo;
+pub mod geometry;
 pub mod index;
 pub mod jobs;
 pub mod library;

@@ -124,9 +124,13 @@ enum Command {
         /// descriptor's N best matches (two-stage search)
         #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100")]
         two_stage: Option<usize>,
-        /// Also measure geometric re-ranking of the K best matches (local features, RANSAC)
-        #[arg(long, value_name = "K", num_args = 0..=1, default_missing_value = "10")]
-        rerank: Option<usize>,
+        /// Also measure geometric re-ranking of the K best matches (local features, RANSAC), as
+        /// `propose` ranks ("reranked" beside the plain searches)
+        #[arg(long, value_name = "K", default_value_t = pinpoint::locate::rerank::DEFAULT_RERANK_K)]
+        rerank: usize,
+        /// Measure the plain searches only (same as --rerank 0)
+        #[arg(long)]
+        no_rerank: bool,
         #[command(flatten)]
         model: ModelSelect,
     },
@@ -406,6 +410,13 @@ struct LocateArgs {
     /// Distance at which a tag is suspicious, in metres
     #[arg(long, default_value_t = 1000.0)]
     suspicious_distance: f64,
+    /// Verify each photo's best K matches among your photos geometrically (local features and
+    /// RANSAC) and rank verified places first [default: the catalog's rerank.k setting, else 10]
+    #[arg(long, value_name = "K")]
+    rerank: Option<usize>,
+    /// Rank by descriptor similarity alone (same as --rerank 0)
+    #[arg(long, conflicts_with = "rerank")]
+    no_rerank: bool,
 }
 
 impl LocateArgs {
@@ -413,6 +424,7 @@ impl LocateArgs {
         pinpoint::locate::LocateOptions {
             k: self.k,
             suspicious_distance_m: self.suspicious_distance,
+            rerank_k: if self.no_rerank { Some(0) } else { self.rerank },
             ..Default::default()
         }
     }
@@ -720,8 +732,10 @@ fn main() -> ExitCode {
             per_query,
             two_stage,
             rerank,
+            no_rerank,
             model,
         } => model.args(&ctx).and_then(|m| {
+            let rerank = Some(rerank).filter(|&k| k > 0 && !no_rerank);
             cli::locate::eval(
                 &ctx,
                 &m,

@@ -11,10 +11,10 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use candle_core::Device;
-use pinpoint::model::{default_model_path, LoadedModel};
-use pinpoint::train::geometry::{
+use pinpoint::geometry::{
     local_features, verify, Extractor, LocalFeatures, Roi, Verification, VerifyOptions,
 };
+use pinpoint::model::{default_model_path, LoadedModel};
 
 /// Indoor frames of the IE tower (paths under `data/`, as `dataset.csv` lists them): lift halls,
 /// an entrance, stairs — two of them with a round floor-number plate, the hardest negatives met

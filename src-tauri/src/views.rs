@@ -107,6 +107,9 @@ pub struct EvidenceView {
     pub lat: f64,
     pub lon: f64,
     pub similarity: Option<f64>,
+    /// Geometric verification: inliers of a verified match, 0 for one checked that did not
+    /// verify, null when not checked.
+    pub inliers: Option<u32>,
     pub distance_m: Option<f64>,
     pub note: Option<String>,
     pub attribution: Option<String>,
@@ -169,6 +172,7 @@ pub fn evidence(
                 lat: elat,
                 lon: elon,
                 similarity,
+                inliers: e.get("inliers").and_then(|n| n.as_u64()).map(|n| n as u32),
                 distance_m: Some(pinpoint::geo::haversine_m(lat, lon, elat, elon)),
                 note,
                 attribution: e

@@ -347,6 +347,41 @@ impl Catalog {
 
     // ---- calibration and settings ----
 
+    /// A stored verification of `query` against `reference` (content keys) under `settings`:
+    /// (inliers, verified).
+    pub fn verified_pair(
+        &self,
+        query: &[u8],
+        reference: &[u8],
+        settings: &str,
+    ) -> Result<Option<(u32, bool)>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT inliers, verified FROM verified_pairs WHERE query = ?1 AND reference = ?2 AND settings = ?3",
+                params![query, reference, settings],
+                |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? != 0)),
+            )
+            .optional()?)
+    }
+
+    pub fn save_verified_pair(
+        &self,
+        query: &[u8],
+        reference: &[u8],
+        settings: &str,
+        inliers: u32,
+        verified: bool,
+    ) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO verified_pairs (query, reference, settings, inliers, verified, checked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(query, reference, settings) DO UPDATE SET inliers = ?4, verified = ?5, checked_at = ?6",
+            params![query, reference, settings, inliers as i64, verified as i64, now_unix()],
+        )?;
+        Ok(())
+    }
+
     pub fn calibration(&self, model_hash: &str) -> Result<Option<serde_json::Value>> {
         Ok(self
             .conn()

@@ -257,4 +257,17 @@ pub const MIGRATIONS: &[&str] = &[
     -- Videos (format 'video') are catalogued for their time and place; this is their length.
     ALTER TABLE photos ADD COLUMN duration_s REAL;
     "#,
+    // 8: geometric verification results of photo pairs (re-ranking), so that a pair is matched
+    // once per model and settings. Keyed by the two photos' content, not their ids or paths.
+    r#"
+    CREATE TABLE verified_pairs (
+        query BLOB NOT NULL,            -- content hash and size of the photo being located
+        reference BLOB NOT NULL,        -- the same of the reference it was matched to
+        settings TEXT NOT NULL,         -- model, device and matcher settings
+        inliers INTEGER NOT NULL,
+        verified INTEGER NOT NULL,
+        checked_at INTEGER NOT NULL,
+        PRIMARY KEY (query, reference, settings)
+    ) WITHOUT ROWID;
+    "#,
 ];

@@ -52,6 +52,30 @@ fn model_hash(m: &ModelArgs) -> Result<(String, String)> {
     Ok((pinpoint::model::sha256_file(&weights)?, card.name))
 }
 
+/// The model, loaded only when re-ranking will run (it needs the network for local features).
+fn loaded_for_rerank(
+    catalog: &pinpoint::Catalog,
+    m: &ModelArgs,
+    opts: &LocateOptions,
+) -> Result<Option<pinpoint::model::LoadedModel>> {
+    Ok(match locate::rerank::rerank_k(catalog, opts.rerank_k)? {
+        0 => None,
+        _ => Some(m.load()?),
+    })
+}
+
+fn reranker<'a>(
+    catalog: &pinpoint::Catalog,
+    model: Option<&'a pinpoint::model::LoadedModel>,
+    opts: &LocateOptions,
+) -> Result<Option<locate::Reranker<'a>>> {
+    let k = locate::rerank::rerank_k(catalog, opts.rerank_k)?;
+    Ok(match model {
+        Some(model) if k > 0 => Some(locate::Reranker::new(catalog, model, k)?),
+        _ => None,
+    })
+}
+
 pub fn propose(
     ctx: &Context,
     m: &ModelArgs,
@@ -65,7 +89,11 @@ pub fn propose(
     if counts.described == 0 {
         bail!("no photo has a descriptor for model {name} yet: run `pinpoint describe` (or `pinpoint update`) first");
     }
-    let calibration = locate::fit_calibration(&catalog, &hash, opts.clone())?;
+    let model = loaded_for_rerank(&catalog, m, &opts)?;
+    let reranker = reranker(&catalog, model.as_ref(), &opts)?;
+    let cancel = ctx.cancel_on_interrupt();
+    let calibration =
+        locate::fit_calibration(&catalog, &hash, opts.clone(), reranker.as_ref(), &cancel)?;
     let progress = ctx.progress();
     let databases = pinpoint::refdb::reference_sets(&catalog, &hash)?;
     let (_, report) = locate::propose(
@@ -73,8 +101,9 @@ pub fn propose(
         &hash,
         databases,
         opts,
+        reranker.as_ref(),
         &progress,
-        &ctx.cancel_on_interrupt(),
+        &cancel,
     )?;
     progress.clear();
     let stored = catalog.proposals(None, min_confidence)?;
@@ -86,14 +115,22 @@ pub fn propose(
             .collect();
         print_json(&list)?;
     } else {
+        let t = &report.timing;
+        let rerank = match &report.rerank {
+            Some(r) => format!(
+                ", re-ranking {:.2}s: {} pairs matched, {} from earlier runs, {} verified",
+                t.rerank_s, r.pairs_checked, r.pairs_from_catalog, r.verified
+            ),
+            None => String::new(),
+        };
         println!(
-            "proposed locations for {} of {} untagged photos from {} references in {:.2}s (search {:.2}s, scoring {:.2}s); confidence calibration: {} ({} samples)",
+            "proposed locations for {} of {} untagged photos from {} references in {:.2}s (search {:.2}s, scoring {:.2}s{rerank}); confidence calibration: {} ({} samples)",
             report.proposed,
             report.photos,
             report.references,
-            report.timing.load_s + report.timing.search_s + report.timing.scoring_s,
-            report.timing.search_s,
-            report.timing.scoring_s,
+            t.load_s + t.search_s + t.scoring_s + t.rerank_s,
+            t.search_s,
+            t.scoring_s,
             calibration.source,
             calibration.samples
         );
@@ -172,14 +209,18 @@ pub fn suspicious(ctx: &Context, m: &ModelArgs, opts: LocateOptions) -> Result<O
         bail!("no photo has a descriptor for model {name} yet: run `pinpoint describe` first");
     }
     let opts = opts.with_catalog_settings(&catalog)?;
-    locate::fit_calibration(&catalog, &hash, opts.clone())?;
+    let model = loaded_for_rerank(&catalog, m, &opts)?;
+    let reranker = reranker(&catalog, model.as_ref(), &opts)?;
+    let cancel = ctx.cancel_on_interrupt();
+    locate::fit_calibration(&catalog, &hash, opts.clone(), reranker.as_ref(), &cancel)?;
     let progress = ctx.progress();
     locate::suspicious(
         &mut catalog,
         &hash,
         opts,
+        reranker.as_ref(),
         &progress,
-        &ctx.cancel_on_interrupt(),
+        &cancel,
     )?;
     progress.clear();
     let rows = catalog.suspicious(false)?;

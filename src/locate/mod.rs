@@ -19,6 +19,7 @@
 pub mod calibrate;
 pub mod gpx;
 pub mod references;
+pub mod rerank;
 pub mod time;
 pub mod visual;
 
@@ -34,6 +35,7 @@ use crate::library::CaptureTime;
 use crate::progress::{CancelToken, ProgressMeter, ProgressSink};
 use calibrate::Calibration;
 use references::ReferenceSet;
+pub use rerank::{RerankStats, Reranker};
 use time::TimedRef;
 use visual::Match;
 
@@ -54,6 +56,9 @@ pub struct LocateOptions {
     /// A tag this far from a confident proposal is suspicious.
     pub suspicious_distance_m: f64,
     pub suspicious_min_confidence: f64,
+    /// Candidates verified geometrically per photo (`rerank::rerank_k`): None for the catalog's
+    /// setting or the default, 0 for none.
+    pub rerank_k: Option<usize>,
 }
 
 impl Default for LocateOptions {
@@ -67,6 +72,7 @@ impl Default for LocateOptions {
             default_tz_offset_min: None,
             suspicious_distance_m: 1000.0,
             suspicious_min_confidence: 0.5,
+            rerank_k: None,
         }
     }
 }
@@ -128,6 +134,10 @@ pub struct Evidence {
     /// The reference's id in its database (for its preview: `pinpoint refdb preview`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ref_id: Option<i64>,
+    /// Geometric verification of a visual match: the inliers of a verified pair, 0 when the pair
+    /// was checked and did not verify; absent when it was not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inliers: Option<u32>,
 }
 
 /// A candidate location.
@@ -161,6 +171,8 @@ pub struct Locator {
 pub struct Timing {
     pub load_s: f64,
     pub search_s: f64,
+    /// Geometric verification of the candidates (re-ranking).
+    pub rerank_s: f64,
     pub scoring_s: f64,
 }
 
@@ -232,6 +244,7 @@ impl Locator {
                             per_query[q].push(Match {
                                 similarity: n.similarity,
                                 reference: r,
+                                inliers: None,
                             });
                         }
                     }
@@ -269,6 +282,7 @@ impl Locator {
                             offset_s: None,
                             attribution: r.attribution.clone(),
                             ref_id: r.ref_id,
+                            inliers: matches[m].inliers,
                         }
                     })
                     .collect();
@@ -312,6 +326,7 @@ impl Locator {
                 offset_s: Some(n.offset_s),
                 attribution: None,
                 ref_id: None,
+                inliers: None,
             })
             .collect();
         let cand = Candidate {
@@ -352,6 +367,7 @@ impl Locator {
                 offset_s: Some(fix.gap_s),
                 attribution: None,
                 ref_id: None,
+                inliers: None,
             }],
         })
     }
@@ -418,15 +434,19 @@ pub struct ProposeReport {
     pub without_evidence: usize,
     pub references: usize,
     pub timing: Timing,
+    /// Geometric re-ranking's work, when it ran.
+    pub rerank: Option<RerankStats>,
     pub cancelled: bool,
 }
 
-/// Proposes locations for every untagged photo and stores them in the catalog.
+/// Proposes locations for every untagged photo and stores them in the catalog; with a
+/// `reranker`, each photo's best matches among the user's photos are verified geometrically first.
 pub fn propose(
     catalog: &mut Catalog,
     model_hash: &str,
     extra: Vec<ReferenceSet>,
     opts: LocateOptions,
+    reranker: Option<&Reranker>,
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<(Vec<Proposal>, ProposeReport)> {
@@ -450,6 +470,7 @@ pub fn propose(
         references: locator.reference_count(),
         ..Default::default()
     };
+    let mut stats = RerankStats::default();
     for chunk in untagged.chunks(256) {
         if cancel.is_cancelled() {
             report.cancelled = true;
@@ -470,7 +491,18 @@ pub fn propose(
         let mut rows = Vec::new();
         let mut no_evidence = Vec::new();
         for (i, photo) in chunk.iter().enumerate() {
-            let m = matches.remove(&i).unwrap_or_default();
+            let mut m = matches.remove(&i).unwrap_or_default();
+            if let Some(r) = reranker {
+                // Verification takes seconds a photo: progress and cancelling go photo by photo.
+                if cancel.is_cancelled() {
+                    report.cancelled = true;
+                    break;
+                }
+                let tr = Instant::now();
+                r.check(catalog, photo, &mut m, &mut stats)?;
+                timing.rerank_s += tr.elapsed().as_secs_f64();
+                meter.advance(1);
+            }
             let camera = match (&photo.make, &photo.model) {
                 (Some(a), Some(b)) => Some(format!("{a} {b}")),
                 (a, b) => a.clone().or(b.clone()),
@@ -505,11 +537,18 @@ pub fn propose(
         catalog.save_proposals(&rows)?;
         catalog.delete_pending_proposals(&no_evidence)?;
         report.proposed += rows.len();
-        meter.advance(chunk.len() as u64);
+        if reranker.is_none() {
+            meter.advance(chunk.len() as u64);
+        }
+        if report.cancelled {
+            break;
+        }
     }
     catalog.prune_proposals()?;
     meter.finish();
+    timing.scoring_s -= timing.rerank_s;
     report.timing = timing;
+    report.rerank = reranker.map(|_| stats);
     Ok((proposals, report))
 }
 
@@ -551,6 +590,7 @@ pub fn suspicious(
     catalog: &mut Catalog,
     model_hash: &str,
     opts: LocateOptions,
+    reranker: Option<&Reranker>,
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<Vec<SuspiciousRow>> {
@@ -575,9 +615,11 @@ pub fn suspicious(
     let mut meter = ProgressMeter::new(progress, "suspicious");
     meter.stage("checking tags", Some(photos.len() as u64));
     // Checks photos[i] for every i in `which`, leaving out the photos in `set_aside`.
+    let stats = std::cell::RefCell::new(RerankStats::default());
+    let catalog_ref: &Catalog = catalog;
     let check = |which: &[usize],
                  set_aside: &std::collections::HashSet<i64>|
-     -> Vec<Option<SuspiciousRow>> {
+     -> Result<Vec<Option<SuspiciousRow>>> {
         let queries: Vec<Vec<f32>> = which
             .iter()
             .map(|&i| descriptors[&photos[i].id].clone())
@@ -595,8 +637,14 @@ pub fn suspicious(
                 _ => false,
             }
         };
-        let found = locator.matches(&queries, &skip);
-        which
+        let mut found = locator.matches(&queries, &skip);
+        if let Some(r) = reranker {
+            for (&i, m) in which.iter().zip(found.iter_mut()) {
+                cancel.check()?;
+                r.check(catalog_ref, photos[i], m, &mut stats.borrow_mut())?;
+            }
+        }
+        Ok(which
             .iter()
             .zip(found)
             .map(|(&i, m)| {
@@ -631,14 +679,14 @@ pub fn suspicious(
                     },
                 )
             })
-            .collect()
+            .collect())
     };
     let none = std::collections::HashSet::new();
     let mut first: Vec<(usize, SuspiciousRow)> = Vec::new();
     let all: Vec<usize> = (0..photos.len()).collect();
     for chunk in all.chunks(256) {
         cancel.check()?;
-        for (i, row) in chunk.iter().zip(check(chunk, &none)) {
+        for (i, row) in chunk.iter().zip(check(chunk, &none)?) {
             if let Some(row) = row {
                 first.push((*i, row));
             }
@@ -649,7 +697,7 @@ pub fn suspicious(
     let mut set_aside = std::collections::HashSet::new();
     let mut rows = Vec::new();
     for (i, _) in first {
-        if let Some(Some(row)) = check(&[i], &set_aside).into_iter().next() {
+        if let Some(Some(row)) = check(&[i], &set_aside)?.into_iter().next() {
             set_aside.insert(row.photo_id);
             rows.push(row);
         }
@@ -658,6 +706,9 @@ pub fn suspicious(
     meter.finish();
     Ok(rows)
 }
+
+/// Most tagged photos verified for the calibration's visual samples.
+pub const CALIBRATION_RERANKED: usize = 300;
 
 /// One held-out sample: a tagged photo proposed from the others.
 #[derive(Debug, Clone, Serialize)]
@@ -677,6 +728,8 @@ pub fn held_out_samples(
     catalog: &Catalog,
     model_hash: &str,
     opts: LocateOptions,
+    reranker: Option<&Reranker>,
+    cancel: &CancelToken,
 ) -> Result<Vec<HeldOut>> {
     let locator = Locator::new(catalog, model_hash, Vec::new(), opts)?;
     let tagged = catalog.photos(&PhotoFilter {
@@ -691,8 +744,23 @@ pub fn held_out_samples(
         .collect();
     let queries: Vec<Vec<f32>> = photos.iter().map(|p| descriptors[&p.id].clone()).collect();
     let found = locator.matches(&queries, &|q, r| r.photo_id == Some(photos[q].id));
+    // With re-ranking, the visual samples are photos whose matches were verified, as a
+    // proposal's are: an even spread of at most CALIBRATION_RERANKED of them (verification costs
+    // about a second a photo the first time; a few hundred samples fit the calibration).
+    let step = match reranker {
+        Some(_) => photos.len().div_ceil(CALIBRATION_RERANKED).max(1),
+        None => 1,
+    };
     let mut out = Vec::new();
-    for (p, m) in photos.iter().zip(found) {
+    let mut stats = RerankStats::default();
+    for (n, (p, mut m)) in photos.iter().zip(found).enumerate() {
+        if n % step != 0 {
+            continue;
+        }
+        if let Some(r) = reranker {
+            cancel.check()?;
+            r.check(catalog, p, &mut m, &mut stats)?;
+        }
         let truth = p.gps.expect("tagged");
         if let Some((c, f)) = locator.visual_candidates(&m).into_iter().next() {
             let err = truth.distance_m(&c.point());
@@ -736,8 +804,10 @@ pub fn fit_calibration(
     catalog: &Catalog,
     model_hash: &str,
     opts: LocateOptions,
+    reranker: Option<&Reranker>,
+    cancel: &CancelToken,
 ) -> Result<Calibration> {
-    let samples = held_out_samples(catalog, model_hash, opts)?;
+    let samples = held_out_samples(catalog, model_hash, opts, reranker, cancel)?;
     let mut cal = Calibration::default();
     let mut used = 0;
     for kind in [EvidenceKind::Visual, EvidenceKind::Time] {
@@ -758,7 +828,13 @@ pub fn fit_calibration(
     }
     if used > 0 {
         cal.samples = used;
-        cal.source = "fitted on the library's tagged photos (leave-one-out)".into();
+        cal.source = match reranker {
+            Some(_) => {
+                "fitted on the library's tagged photos (leave-one-out, geometrically re-ranked)"
+            }
+            None => "fitted on the library's tagged photos (leave-one-out)",
+        }
+        .into();
     }
     catalog.set_calibration(
         model_hash,

@@ -12,6 +12,10 @@ pub struct Match {
     pub similarity: f32,
     #[serde(flatten)]
     pub reference: RefInfo,
+    /// Geometric verification ([`super::rerank`]): the inliers of a verified pair, 0 for a pair
+    /// that did not verify, `None` when the pair was not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inliers: Option<u32>,
 }
 
 /// Nearby matches taken together as one candidate place.
@@ -27,6 +31,8 @@ pub struct Cluster {
     pub weight: f64,
     /// Highest similarity in the cluster.
     pub top: f32,
+    /// Most inliers of a member verified geometrically (0: none verified or none checked).
+    pub inliers: u32,
 }
 
 /// Temperature of the similarity weights: 0.03 in cosine similarity separates a near-duplicate
@@ -81,7 +87,9 @@ pub fn weighted_centre(points: &[(GeoPoint, f64)]) -> (GeoPoint, f64) {
 }
 
 /// Clusters matches (sorted best first) greedily: each joins the first cluster whose centre is
-/// within `radius_m`, else starts a new one. Clusters come back heaviest first.
+/// within `radius_m`, else starts a new one. Clusters with a geometrically verified member come
+/// first, most inliers first (a verified match shows the same scene, which similarity only
+/// suggests), centred on their verified members; the rest heaviest first.
 pub fn cluster(matches: &[Match], radius_m: f64) -> Vec<Cluster> {
     let Some(best) = matches.first().map(|m| m.similarity) else {
         return Vec::new();
@@ -96,6 +104,7 @@ pub fn cluster(matches: &[Match], radius_m: f64) -> Vec<Cluster> {
         {
             Some(c) => {
                 c.members.push(i);
+                c.inliers = c.inliers.max(m.inliers.unwrap_or(0));
                 let pts: Vec<(GeoPoint, f64)> = c
                     .members
                     .iter()
@@ -110,10 +119,31 @@ pub fn cluster(matches: &[Match], radius_m: f64) -> Vec<Cluster> {
                 spread_m: 0.0,
                 weight: weight(m.similarity),
                 top: m.similarity,
+                inliers: m.inliers.unwrap_or(0),
             }),
         }
     }
-    clusters.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    // A verified member shows the same scene: the place is where the best verified members were
+    // taken, not the similarity-weighted centre of every look-alike nearby. Weights fall with the
+    // 8th power of the inliers' share of the best (half as many: 1/256), as on a street every
+    // neighbour verifies, the nearest with the most inliers.
+    for c in clusters.iter_mut().filter(|c| c.inliers > 0) {
+        let best = c.inliers as f64;
+        let pts: Vec<(GeoPoint, f64)> = c
+            .members
+            .iter()
+            .filter_map(|&j| {
+                let n = matches[j].inliers.filter(|&n| n > 0)?;
+                Some((matches[j].reference.location, (n as f64 / best).powi(8)))
+            })
+            .collect();
+        (c.centre, c.spread_m) = weighted_centre(&pts);
+    }
+    clusters.sort_by(|a, b| {
+        b.inliers
+            .cmp(&a.inliers)
+            .then(b.weight.total_cmp(&a.weight))
+    });
     clusters
 }
 
@@ -128,11 +158,19 @@ pub struct VisualFeatures {
     pub share: f64,
     /// ln(1 + members).
     pub support: f64,
+    /// ln(1 + inliers) of the cluster's best geometrically verified member (0 when none).
+    pub verified: f64,
 }
 
 impl VisualFeatures {
-    pub fn as_vec(&self) -> [f64; 4] {
-        [self.top, self.margin, self.share, self.support]
+    pub fn as_vec(&self) -> [f64; 5] {
+        [
+            self.top,
+            self.margin,
+            self.share,
+            self.support,
+            self.verified,
+        ]
     }
 }
 
@@ -161,6 +199,7 @@ pub fn features(matches: &[Match], clusters: &[Cluster], c: usize) -> VisualFeat
         margin: (this.top - best_elsewhere) as f64,
         share: this.weight / total,
         support: (1.0 + this.members.len() as f64).ln(),
+        verified: (1.0 + this.inliers as f64).ln(),
     }
 }
 
@@ -187,6 +226,7 @@ mod tests {
                 attribution: None,
                 ref_id: None,
             },
+            inliers: None,
         }
     }
 
@@ -208,6 +248,19 @@ mod tests {
         let f = features(&matches, &c, 0);
         assert!((f.margin - 0.07).abs() < 1e-6 && f.share > 0.8 && f.top > 0.6);
         assert_eq!(radius(&c[0], 50.0), 50.0);
+        assert_eq!(f.verified, 0.0);
+
+        // Verified: the Paris pair holds 40 inliers, Berlin's were checked and did not verify.
+        let mut checked = matches.clone();
+        checked[0].inliers = Some(0);
+        checked[1].inliers = Some(40);
+        let c = cluster(&checked, 50.0);
+        assert_eq!((c[0].members.clone(), c[0].inliers), (vec![1, 4], 40));
+        let f = features(&checked, &c, 0);
+        assert!(
+            (f.verified - 41f64.ln()).abs() < 1e-12 && f.margin < 0.0,
+            "{f:?}"
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl Vgg16 {
     /// The network cut after its first `count` convolutions (1..=13), sharing the weights. Its
     /// output, like the whole network's, is the last convolution without ReLU, pooled when that
     /// convolution ends a block: `truncated(9)` gives conv4_2 at 1/8 of the input. Local features
-    /// for geometric verification (`train::geometry`) use the finer layers, on the CPU through
+    /// for geometric verification (`geometry`) use the finer layers, on the CPU through
     /// `CpuBackbone::new(&vgg.truncated(9))`.
     pub fn truncated(&self, count: usize) -> Vgg16 {
         let count = count.clamp(1, self.convs.len());

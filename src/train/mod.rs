@@ -12,12 +12,12 @@
 //!   checkpoints, the report; `data`: the places and frozen features trained on; `verify`:
 //!   geometric verification of the positives; `judge`: recall before and after; `adopt`: writing
 //!   the better model and making it the catalog's.
-//! - `mining`, `split`, `budget`, `geometry`, `checkpoint`, `optim`: triplets, the catalog's
-//!   held-out split, the training size, local-feature matching, saved state, the optimisers.
+//! - `mining`, `split`, `budget`, `checkpoint`, `optim`: triplets, the catalog's
+//!   held-out split, the training size, saved state, the optimisers (local-feature matching is
+//!   `crate::geometry`, shared with `locate`).
 
 pub mod budget;
 pub mod checkpoint;
-pub mod geometry;
 pub mod mining;
 pub mod optim;
 pub mod split;

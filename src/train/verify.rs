@@ -8,12 +8,12 @@ use std::time::Instant;
 use candle_core::{DType, Tensor};
 use serde::Serialize;
 
-use super::geometry;
 use super::mining::{Places, Relation, Thresholds, VerifiedPairs};
 use super::network::TrainableAggregation;
 use super::options::TrainOptions;
 use crate::error::Result;
 use crate::eval::Dataset;
+use crate::geometry;
 use crate::model::LoadedModel;
 use crate::progress::{CancelToken, ProgressMeter};
 

@@ -21,6 +21,7 @@ export function evidenceTooltip(ev) {
   const parts = [evidenceLabel(ev)];
   if (ev.name) parts.push(String(ev.name));
   if (Number.isFinite(ev.similarity)) parts.push(formatPercent(ev.similarity));
+  if (ev.inliers > 0) parts.push(`verified, ${ev.inliers} matching points`);
   return parts.join(' · ');
 }
 

@@ -23,6 +23,8 @@ export function evidenceStrip(list, { onHover, onPick } = {}) {
       const facts = [];
       if (Number.isFinite(ev.similarity)) facts.push(h('span', { class: 'ev-sim' }, `${formatPercent(ev.similarity)} similar`));
       if (Number.isFinite(ev.distanceM)) facts.push(h('span', { class: 'ev-dist' }, `${formatDistance(ev.distanceM)} away`));
+      // Geometric verification: the same scene, point for point (not only a similar look).
+      if (ev.inliers > 0) facts.push(h('span', { class: 'ev-verified', title: `${ev.inliers} points match under one perspective` }, icon('check', 12), 'same scene'));
       const card = h(
         'div',
         { class: ['evidence-card', `ev-${ev.kind}`], role: 'listitem', tabindex: '0', dataset: { index: i } },

@@ -26,6 +26,8 @@
 //! a mirror, a 16-fold change of area, a 6-fold stretch, points sent through the horizon — are
 //! refused before they are scored: on unrelated pairs such models are what gathers chance inliers.
 
+pub mod store;
+
 use std::path::Path;
 
 use candle_core::{DType, Module, Tensor};
@@ -253,12 +255,22 @@ impl<'a> Extractor<'a> {
             kind: "local-features",
             model_hash: &self.model.hash,
             device: device_kind(&self.model.device),
-            settings: format!(
-                "layer={};long_side={};keypoints={}",
-                self.layer, self.long_side, self.keypoints
-            ),
+            settings: self.settings(),
             content,
         }
+    }
+
+    /// What the features depend on besides the image: the model, the device kind and the
+    /// extraction settings (a key part for stores of features).
+    pub fn settings(&self) -> String {
+        format!(
+            "model={};device={};layer={};long_side={};keypoints={}",
+            self.model.hash,
+            device_kind(&self.model.device),
+            self.layer,
+            self.long_side,
+            self.keypoints
+        )
     }
 
     /// The local features of decoded, upright pixels.
