@@ -35,6 +35,8 @@ pub enum JobSpec {
     Update,
     /// Write the pending proposals at or above a confidence into the photos.
     Write { min_confidence: f64 },
+    /// Estimate the clock offsets of cameras without GPS (`locate::cameras`).
+    Cameras,
 }
 
 impl JobSpec {
@@ -45,6 +47,7 @@ impl JobSpec {
             JobSpec::Propose => "propose",
             JobSpec::Update => "update",
             JobSpec::Write { .. } => "write",
+            JobSpec::Cameras => "cameras",
         }
     }
 
@@ -60,6 +63,7 @@ impl JobSpec {
                 "Write proposals at or above {:.0}% confidence",
                 min_confidence * 100.0
             ),
+            JobSpec::Cameras => "Estimate camera clock offsets".into(),
         }
     }
 }
@@ -92,6 +96,7 @@ pub fn run(
         JobSpec::Scan { roots } => scan(&mut catalog, roots, progress, cancel),
         JobSpec::Describe => describe(&mut catalog, models.model()?, progress, cancel),
         JobSpec::Propose => propose(&mut catalog, models.model()?, progress, cancel),
+        JobSpec::Cameras => camera_clocks(&catalog, models.model()?, progress, cancel),
         JobSpec::Update => {
             let mut outcome = scan(&mut catalog, &[], progress, cancel)?;
             let mut messages = vec![outcome.message.clone()];
@@ -189,6 +194,49 @@ pub fn propose(
         ),
         errors: Vec::new(),
         cancelled: report.cancelled,
+    })
+}
+
+/// Estimates the clock offsets of the cameras without GPS from verified pairs.
+pub fn camera_clocks(
+    catalog: &Catalog,
+    model: &LoadedModel,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<JobOutcome> {
+    if catalog.descriptor_counts(&model.hash)?.described == 0 {
+        return Err(Error::invalid(
+            "no photo has a place descriptor yet: describe the library first",
+        ));
+    }
+    let k = locate::rerank::rerank_k(catalog, None)?.max(1);
+    let reranker = locate::Reranker::new(catalog, model, k)?;
+    let list = locate::cameras::estimate(catalog, &model.hash, &reranker, progress, cancel)?;
+    let estimated = list
+        .iter()
+        .filter(|c| c.source == Some(locate::cameras::OffsetSource::Estimated))
+        .count();
+    let without: Vec<&str> = list
+        .iter()
+        .filter(|c| {
+            c.offset_s.is_none()
+                && c.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("no verified pair"))
+        })
+        .map(|c| c.camera.as_str())
+        .collect();
+    let mut message = format!("estimated the clock offsets of {estimated} cameras");
+    if !without.is_empty() {
+        message.push_str(&format!(
+            "; no photo of {} shows a scene a GPS camera photographed",
+            without.join(", ")
+        ));
+    }
+    Ok(JobOutcome {
+        message,
+        errors: Vec::new(),
+        cancelled: false,
     })
 }
 

@@ -97,6 +97,18 @@ enum Command {
     #[command(subcommand)]
     Gpx(GpxCommand),
 
+    /// Cameras and their clock offsets, estimated from photos that show the same scene as
+    /// GPS-tagged photos of another camera
+    Cameras {
+        #[command(subcommand)]
+        command: Option<CamerasCommand>,
+        /// Candidates verified per photo when estimating
+        #[arg(long, default_value_t = pinpoint::locate::rerank::DEFAULT_RERANK_K)]
+        rerank: usize,
+        #[command(flatten)]
+        model: ModelSelect,
+    },
+
     /// Measure retrieval on a dataset (CSV: path,split,label or path,split,lat,lon; or a VPR-Bench folder)
     Eval {
         /// Dataset CSV or VPR-Bench folder
@@ -446,6 +458,19 @@ enum ProposalsCommand {
 }
 
 #[derive(Subcommand)]
+enum CamerasCommand {
+    /// Confirm or override a camera's clock offset: what to add to its clock to get the true
+    /// time (-1h07m, +4020s, -01:07:00, 90)
+    SetOffset {
+        camera: String,
+        #[arg(allow_hyphen_values = true)]
+        duration: String,
+    },
+    /// Forget the offset set for a camera (the estimate applies again)
+    ClearOffset { camera: String },
+}
+
+#[derive(Subcommand)]
 enum GpxCommand {
     /// Import GPX files
     Import {
@@ -721,6 +746,21 @@ fn main() -> ExitCode {
             max_gap,
         }) => cli::locate::gpx_import(&ctx, &files, clock_offset, tz.as_deref(), max_gap),
         Command::Gpx(GpxCommand::List) => cli::locate::gpx_list(&ctx),
+        Command::Cameras {
+            command,
+            rerank,
+            model,
+        } => match command {
+            None => model
+                .args(&ctx)
+                .and_then(|m| cli::locate::cameras(&ctx, &m, rerank)),
+            Some(CamerasCommand::SetOffset { camera, duration }) => {
+                cli::locate::cameras_set_offset(&ctx, &camera, Some(&duration))
+            }
+            Some(CamerasCommand::ClearOffset { camera }) => {
+                cli::locate::cameras_set_offset(&ctx, &camera, None)
+            }
+        },
         Command::Gpx(GpxCommand::Remove { id }) => cli::locate::gpx_remove(&ctx, id),
         Command::Eval {
             dataset,

@@ -509,6 +509,7 @@ pub fn startJob(state: State<'_, AppState>, kind: String) -> Reply<JobView> {
         "describe" => JobSpec::Describe,
         "propose" => JobSpec::Propose,
         "update" => JobSpec::Update,
+        "cameras" => JobSpec::Cameras,
         other => return Err(format!("unknown job {other:?}")),
     };
     let row = state.jobs.submit(&spec).map_err(err)?;
@@ -540,6 +541,40 @@ pub fn settings(state: State<'_, AppState>) -> Reply<Value> {
         "device": device.auto_picks,
         "devices": device,
     }))
+}
+
+/// The library's cameras and their clock offsets (what the last estimate found or the user set),
+/// each evidence pair with the two photos' ids for their thumbnails.
+#[tauri::command(async)]
+pub fn cameras(state: State<'_, AppState>) -> Reply<Vec<crate::views::CameraView>> {
+    let catalog = state.catalog.lock();
+    let list = pinpoint::locate::cameras::list(&catalog).map_err(err)?;
+    Ok(list
+        .iter()
+        .map(|c| crate::views::CameraView::new(&catalog, c))
+        .collect())
+}
+
+/// Sets a camera's clock offset from what the user typed (`-1h07m`, `+4020s`, `-01:07:00`), or
+/// forgets the one set (`offset` null).
+#[tauri::command(async)]
+pub fn setCameraOffset<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    camera: String,
+    offset: Option<String>,
+) -> Reply<()> {
+    let seconds = match offset.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(text) => Some(pinpoint::locate::cameras::parse_duration(text).ok_or_else(|| {
+            format!("{text:?} is not a clock offset: write it as -1h07m, +4020s, -01:07:00 or 90 (seconds)")
+        })?),
+        None => None,
+    };
+    let catalog = state.catalog.lock();
+    pinpoint::locate::cameras::set_offset(&catalog, &camera, seconds).map_err(err)?;
+    drop(catalog);
+    changed(&app, "settings");
+    Ok(())
 }
 
 #[tauri::command(async)]

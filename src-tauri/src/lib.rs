@@ -119,6 +119,8 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             commands::resumeJob,
             commands::settings,
             commands::saveSettings,
+            commands::cameras,
+            commands::setCameraOffset,
             commands::refdbs,
             commands::setRefdbEnabled,
         ])

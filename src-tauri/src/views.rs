@@ -351,3 +351,71 @@ impl From<&BatchRow> for BatchView {
         }
     }
 }
+
+/// A camera and its clock, for Settings.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CameraView {
+    pub camera: String,
+    pub photos: usize,
+    pub tagged: usize,
+    pub offset_s: Option<f64>,
+    pub spread_s: Option<f64>,
+    /// "estimated", "set" or null.
+    pub source: Option<String>,
+    pub note: Option<String>,
+    pub pairs: Vec<ClockPairView>,
+}
+
+/// One evidence pair: the camera's photo and the GPS photo showing the same scene.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockPairView {
+    pub photo_id: Option<i64>,
+    pub photo_name: String,
+    pub reference_id: Option<i64>,
+    pub reference_name: String,
+    pub seconds: f64,
+    pub inliers: u32,
+}
+
+impl CameraView {
+    pub fn new(catalog: &Catalog, c: &pinpoint::locate::cameras::CameraClock) -> Self {
+        let id_of = |path: &str| {
+            catalog
+                .photo_by_path(Path::new(path))
+                .ok()
+                .flatten()
+                .map(|p| p.id)
+        };
+        let name = |path: &str| file_name(Path::new(path));
+        CameraView {
+            camera: c.camera.clone(),
+            photos: c.photos,
+            tagged: c.tagged,
+            offset_s: c.offset_s,
+            spread_s: c.spread_s,
+            source: c.source.map(|s| {
+                match s {
+                    pinpoint::locate::cameras::OffsetSource::Estimated => "estimated",
+                    pinpoint::locate::cameras::OffsetSource::Set => "set",
+                }
+                .to_string()
+            }),
+            note: c.note.clone(),
+            pairs: c
+                .pairs
+                .iter()
+                .take(12)
+                .map(|p| ClockPairView {
+                    photo_id: id_of(&p.photo),
+                    photo_name: name(&p.photo),
+                    reference_id: id_of(&p.reference),
+                    reference_name: name(&p.reference),
+                    seconds: p.seconds,
+                    inliers: p.inliers,
+                })
+                .collect(),
+        }
+    }
+}

@@ -198,6 +198,51 @@ fn adding_a_folder_scans_it_as_a_job_and_the_views_show_it() {
     assert!(dates.windows(2).all(|w| w[0] >= w[1]), "{dates:?}");
     let untagged = app.ok("listPhotos", json!({ "filter": { "kind": "untagged" } }));
     assert_eq!(untagged["total"], 3);
+
+    // Settings' camera clocks: the Nikon records GPS (its photos are the references); an offset
+    // typed for it is stored as set, and nonsense or an unknown camera is refused with a reason.
+    let cameras = app.ok("cameras", json!({}));
+    assert_eq!(cameras.as_array().unwrap().len(), 1, "{cameras}");
+    assert_eq!(cameras[0]["camera"], "NIKON COOLPIX P6000");
+    assert_eq!(
+        (cameras[0]["photos"].as_u64(), cameras[0]["tagged"].as_u64()),
+        (Some(9), Some(9))
+    );
+    assert!(
+        cameras[0]["note"].as_str().unwrap().contains("records GPS"),
+        "{cameras}"
+    );
+    app.ok(
+        "setCameraOffset",
+        json!({ "camera": "NIKON COOLPIX P6000", "offset": "-1h07m" }),
+    );
+    let cameras = app.ok("cameras", json!({}));
+    assert_eq!(
+        (
+            cameras[0]["offsetS"].as_f64(),
+            cameras[0]["source"].as_str()
+        ),
+        (Some(-4020.0), Some("set"))
+    );
+    let e = app
+        .call(
+            "setCameraOffset",
+            json!({ "camera": "NIKON COOLPIX P6000", "offset": "soon" }),
+        )
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("not a clock offset"), "{e}");
+    let e = app
+        .call(
+            "setCameraOffset",
+            json!({ "camera": "Leica M3", "offset": "5m" }),
+        )
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("Leica M3"), "{e}");
+    app.ok(
+        "setCameraOffset",
+        json!({ "camera": "NIKON COOLPIX P6000", "offset": null }),
+    );
+    assert!(app.ok("cameras", json!({}))[0]["offsetS"].is_null());
     let sidecar = app.ok(
         "listPhotos",
         json!({ "filter": { "kind": "tagged", "source": "sidecar" } }),

@@ -275,6 +275,15 @@ fn a_photographer_adds_a_library_reviews_a_proposal_on_the_map_and_undoes_it() {
     s.click("#nav-settings");
     std::thread::sleep(Duration::from_millis(1000));
     s.screenshot("9-settings");
+    // Camera clocks, further down: the Nikon records GPS, so its photos are the references.
+    s.wait_until(
+        "the camera clocks",
+        "const c = document.querySelector('#settings-cameras .camera'); \
+         if (!c) return false; c.scrollIntoView({ block: 'center' }); return c.textContent.includes('records GPS')",
+        30,
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    s.screenshot("9b-settings-cameras");
 }
 
 /// Phone videos in the grid show a poster frame (ffmpeg's), upright, with their length; the

@@ -366,6 +366,104 @@ pub fn gpx_list(ctx: &Context) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// `pinpoint cameras`: estimates every camera's clock offset (verifying pairs as `propose` does)
+/// and lists the cameras.
+pub fn cameras(ctx: &Context, m: &ModelArgs, rerank: usize) -> Result<Outcome> {
+    let catalog = ctx.open_catalog()?;
+    let (hash, name) = model_hash(m)?;
+    if catalog.descriptor_counts(&hash)?.described == 0 {
+        bail!("no photo has a descriptor for model {name} yet: run `pinpoint describe` first");
+    }
+    if rerank == 0 {
+        bail!("camera clocks are read from verified pairs: --rerank must be at least 1");
+    }
+    let model = m.load()?;
+    let reranker = locate::Reranker::new(&catalog, &model, rerank)?;
+    let progress = ctx.progress();
+    let list = locate::cameras::estimate(
+        &catalog,
+        &hash,
+        &reranker,
+        &progress,
+        &ctx.cancel_on_interrupt(),
+    )?;
+    progress.clear();
+    if ctx.json {
+        print_json(&list)?;
+        return Ok(Outcome::Success);
+    }
+    if list.is_empty() {
+        println!("no photo records its camera");
+    }
+    for c in &list {
+        let offset = match (c.offset_s, c.source) {
+            (Some(o), Some(src)) => format!(
+                "clock offset {}{} ({})",
+                human_offset(o),
+                c.spread_s
+                    .map(|s| format!(" ± {s:.0} s"))
+                    .unwrap_or_default(),
+                match src {
+                    locate::cameras::OffsetSource::Set => "set",
+                    locate::cameras::OffsetSource::Estimated => "estimated",
+                }
+            ),
+            _ => "no clock offset".to_string(),
+        };
+        println!(
+            "{}: {} photos, {} located; {offset}{}",
+            c.camera,
+            c.photos,
+            c.tagged,
+            c.note
+                .as_ref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
+        );
+        for p in c.pairs.iter().take(5) {
+            println!(
+                "    {} ~ {}: {} ({} matching points)",
+                p.photo,
+                p.reference,
+                human_offset(p.seconds),
+                p.inliers
+            );
+        }
+        if c.pairs.len() > 5 {
+            println!("    ... and {} more pairs", c.pairs.len() - 5);
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// `+1 h 07 min 00 s`, `-45 s`.
+fn human_offset(seconds: f64) -> String {
+    let sign = if seconds < 0.0 { '-' } else { '+' };
+    let s = seconds.abs().round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sign}{sec} s"),
+        (0, min, sec) => format!("{sign}{min} min {sec:02} s"),
+        (h, min, sec) => format!("{sign}{h} h {min:02} min {sec:02} s"),
+    }
+}
+
+pub fn cameras_set_offset(ctx: &Context, camera: &str, duration: Option<&str>) -> Result<Outcome> {
+    let catalog = ctx.open_catalog()?;
+    let offset = match duration {
+        Some(d) => Some(locate::cameras::parse_duration(d).with_context(|| {
+            format!("{d:?} is not a clock offset: write it as -1h07m, +4020s, -01:07:00 or 90 (seconds)")
+        })?),
+        None => None,
+    };
+    locate::cameras::set_offset(&catalog, camera, offset)?;
+    if ctx.json {
+        print_json(
+            &serde_json::json!({ "camera": camera, "offset_s": offset, "source": offset.map(|_| "set") }),
+        )?;
+    }
+    Ok(Outcome::Success)
+}
+
 pub fn gpx_remove(ctx: &Context, id: i64) -> Result<Outcome> {
     let catalog = ctx.open_catalog()?;
     if !catalog.remove_gpx_track(id)? {

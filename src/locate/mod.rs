@@ -17,6 +17,7 @@
 //! alternatives. GPX fixes are never discounted: a track records where the camera was.
 
 pub mod calibrate;
+pub mod cameras;
 pub mod gpx;
 pub mod references;
 pub mod rerank;
@@ -161,9 +162,28 @@ impl Candidate {
 pub struct Locator {
     pub sets: Vec<ReferenceSet>,
     pub timed: Vec<TimedRef>,
+    /// Clock offsets by camera (seconds to add to get the true time).
+    pub clocks: HashMap<String, f64>,
+    /// Cameras whose shifted clocks tell true time (GPS cameras and those with an offset), when
+    /// any offset is known.
+    pub true_clocks: std::collections::HashSet<String>,
     pub track: Vec<gpx::TrackPoint>,
     pub calibration: Calibration,
     pub opts: LocateOptions,
+}
+
+/// The camera label of clocks that tell true time (see `Locator::true_clocks`).
+const TRUE_CLOCK: &str = "\u{1}true time";
+
+/// `t` moved by a clock offset in seconds.
+fn shifted(t: CaptureTime, offset_s: Option<&f64>) -> CaptureTime {
+    match offset_s {
+        Some(&s) => CaptureTime {
+            local: t.local + chrono::TimeDelta::milliseconds((s * 1000.0).round() as i64),
+            offset_minutes: t.offset_minutes,
+        },
+        None => t,
+    }
 }
 
 /// Time spent, for reports.
@@ -186,21 +206,38 @@ impl Locator {
     ) -> Result<Locator> {
         let mut sets = vec![references::library_references(catalog, model_hash)?];
         sets.extend(extra);
-        let timed = catalog
-            .photos(&PhotoFilter {
-                tagged: Some(true),
-                ..Default::default()
-            })?
+        let tagged = catalog.photos(&PhotoFilter {
+            tagged: Some(true),
+            ..Default::default()
+        })?;
+        // Camera clock offsets (see `cameras`): a camera with one, and every camera that records
+        // GPS (whose clocks the offsets were measured against), keep true time.
+        let clocks: HashMap<String, f64> = cameras::stored_offsets(catalog)?
+            .into_iter()
+            .map(|(c, s)| (c, s.offset_s))
+            .collect();
+        let true_clocks: std::collections::HashSet<String> = match clocks.is_empty() {
+            true => Default::default(),
+            false => tagged
+                .iter()
+                .filter(|p| p.gps_source == Some(crate::library::LocationSource::Exif))
+                .filter_map(cameras::camera_of)
+                .chain(clocks.keys().cloned())
+                .collect(),
+        };
+        let timed = tagged
             .into_iter()
             .filter_map(|p| {
+                let camera = cameras::camera_of(&p);
+                let taken = shifted(p.taken_at?, camera.as_ref().and_then(|c| clocks.get(c)));
                 Some(TimedRef {
                     photo_id: p.id,
                     path: p.path.display().to_string(),
                     location: p.gps?,
-                    taken_at: p.taken_at?,
-                    camera: match (&p.make, &p.model) {
-                        (Some(a), Some(b)) => Some(format!("{a} {b}")),
-                        (a, b) => a.clone().or(b.clone()),
+                    taken_at: taken,
+                    camera: match camera {
+                        Some(c) if true_clocks.contains(&c) => Some(TRUE_CLOCK.to_string()),
+                        c => c,
                     },
                 })
             })
@@ -212,6 +249,8 @@ impl Locator {
         Ok(Locator {
             sets,
             timed,
+            clocks,
+            true_clocks,
             track: catalog.gpx_points()?,
             calibration,
             opts,
@@ -306,8 +345,13 @@ impl Locator {
         camera: Option<&str>,
         exclude: Option<i64>,
     ) -> Option<(Candidate, time::TimeEstimate)> {
+        let taken = shifted(taken?.clone(), camera.and_then(|c| self.clocks.get(c)));
+        let camera = match camera {
+            Some(c) if self.true_clocks.contains(c) => Some(TRUE_CLOCK),
+            c => c,
+        };
         let est = time::estimate(
-            taken?,
+            &taken,
             camera,
             &self.timed,
             self.opts.time_window_s,
@@ -341,12 +385,17 @@ impl Locator {
     }
 
     /// The GPX fix for a photo, as a candidate.
-    pub fn gpx_candidate(&self, taken: Option<&CaptureTime>) -> Option<Candidate> {
-        let t = gpx::photo_utc_ms(
-            taken?,
-            self.opts.default_tz_offset_min,
-            self.opts.clock_offset_s,
-        )?;
+    /// The camera's own clock offset, where `cameras` knows one, replaces the GPX settings' one.
+    pub fn gpx_candidate(
+        &self,
+        taken: Option<&CaptureTime>,
+        camera: Option<&str>,
+    ) -> Option<Candidate> {
+        let offset = camera
+            .and_then(|c| self.clocks.get(c))
+            .copied()
+            .unwrap_or(self.opts.clock_offset_s);
+        let t = gpx::photo_utc_ms(taken?, self.opts.default_tz_offset_min, offset)?;
         let fix = gpx::interpolate(&self.track, t, self.opts.gpx_max_gap_s)?;
         // A fix between points seconds apart is as good as GPS gets; confidence eases off with the gap.
         let confidence =
@@ -503,10 +552,7 @@ pub fn propose(
                 timing.rerank_s += tr.elapsed().as_secs_f64();
                 meter.advance(1);
             }
-            let camera = match (&photo.make, &photo.model) {
-                (Some(a), Some(b)) => Some(format!("{a} {b}")),
-                (a, b) => a.clone().or(b.clone()),
-            };
+            let camera = cameras::camera_of(photo);
             let visual: Vec<Candidate> = locator
                 .visual_candidates(&m)
                 .into_iter()
@@ -515,7 +561,7 @@ pub fn propose(
             let time = locator
                 .time_candidate(photo.taken_at.as_ref(), camera.as_deref(), None)
                 .map(|(c, _)| c);
-            let gpx = locator.gpx_candidate(photo.taken_at.as_ref());
+            let gpx = locator.gpx_candidate(photo.taken_at.as_ref(), camera.as_deref());
             let mut ranked = Locator::combine(visual, time, gpx);
             if ranked.is_empty() {
                 report.without_evidence += 1;
@@ -605,13 +651,7 @@ pub fn suspicious(
         .iter()
         .filter(|p| descriptors.contains_key(&p.id))
         .collect();
-    let cameras: Vec<Option<String>> = photos
-        .iter()
-        .map(|p| match (&p.make, &p.model) {
-            (Some(a), Some(b)) => Some(format!("{a} {b}")),
-            (a, b) => a.clone().or(b.clone()),
-        })
-        .collect();
+    let cameras: Vec<Option<String>> = photos.iter().map(|p| cameras::camera_of(p)).collect();
     let mut meter = ProgressMeter::new(progress, "suspicious");
     meter.stage("checking tags", Some(photos.len() as u64));
     // Checks photos[i] for every i in `which`, leaving out the photos in `set_aside`.
@@ -776,10 +816,7 @@ pub fn held_out_samples(
         }
     }
     for p in &tagged {
-        let camera = match (&p.make, &p.model) {
-            (Some(a), Some(b)) => Some(format!("{a} {b}")),
-            (a, b) => a.clone().or(b.clone()),
-        };
+        let camera = cameras::camera_of(p);
         if let Some((c, est)) =
             locator.time_candidate(p.taken_at.as_ref(), camera.as_deref(), Some(p.id))
         {

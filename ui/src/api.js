@@ -117,4 +117,6 @@ export const resumeJob = (id) => call('resumeJob', { id });
 export const settings = () => call('settings');
 export const saveSettings = (writeMode, tiles) => call('saveSettings', { writeMode, tiles });
 export const refdbs = () => call('refdbs');
+export const cameras = () => call('cameras');
+export const setCameraOffset = (camera, offset) => call('setCameraOffset', { camera, offset });
 export const setRefdbEnabled = (name, enabled) => call('setRefdbEnabled', { name, enabled });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  formatCount, plural, formatCoord, formatLatLon, formatDate, formatDuration, formatClipLength, formatEta,
+  formatCount, plural, formatClockOffset, formatCoord, formatLatLon, formatDate, formatDuration, formatClipLength, formatEta,
   formatRate, formatBytes, formatPercent, formatDistance, formatPixels, formatSource,
   formatProgress, jobFraction, shortenPath, formatAgo,
 } from '../src/lib/format.js';
@@ -103,4 +103,13 @@ test('video lengths read like a player\'s', () => {
   assert.equal(formatClipLength(760), '12:40');
   assert.equal(formatClipLength(3723), '1:02:03');
   assert.equal(formatClipLength(null), '—');
+});
+
+test('clock offsets read as people say them', () => {
+  assert.equal(formatClockOffset(-4020), '−1 h 07 min');
+  assert.equal(formatClockOffset(45), '+45 s');
+  assert.equal(formatClockOffset(-4021), '−1 h 07 min 01 s');
+  assert.equal(formatClockOffset(0), '0 s');
+  assert.equal(formatClockOffset(3600), '+1 h');
+  assert.equal(formatClockOffset(null), '—');
 });

@@ -221,3 +221,19 @@ export function shortenPath(path, max = 48) {
   const out = `${parts[0]}${sep}…${tail}`;
   return out.length <= path.length ? out : path;
 }
+
+/** A clock offset as people say it: "+1 h 07 min", "−45 s", "0 s". */
+export function formatClockOffset(seconds) {
+  if (!Number.isFinite(seconds)) return '—';
+  const sign = seconds < 0 ? '−' : '+';
+  let s = Math.round(Math.abs(seconds));
+  if (s === 0) return '0 s';
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  s %= 60;
+  const parts = [];
+  if (hours) parts.push(`${hours} h`);
+  if (minutes) parts.push(`${hours ? String(minutes).padStart(2, '0') : minutes} min`);
+  if (s || !parts.length) parts.push(`${parts.length ? String(s).padStart(2, '0') : s} s`);
+  return sign + parts.join(' ');
+}

@@ -1,10 +1,10 @@
 // Settings: folders, engine info, write mode, reference databases, online tiles, edit history.
 import * as api from '../api.js';
-import { h, icon, setChildren, spinner } from '../ui/dom.js';
+import { h, icon, img, setChildren, spinner } from '../ui/dom.js';
 import { confirmDialog } from '../ui/toast.js';
 import { setTiles } from '../ui/maps.js';
 import { tileUrlProblem } from '../lib/tiles.js';
-import { formatAgo, formatBytes, formatCount, formatUnix, plural, shortenPath } from '../lib/format.js';
+import { formatAgo, formatBytes, formatClockOffset, formatCount, formatUnix, plural, shortenPath } from '../lib/format.js';
 
 const WRITE_MODES = [
   ['embed', 'In the photo', 'Write GPS into the file’s EXIF. Other apps see it everywhere.'],
@@ -58,6 +58,10 @@ export default function createSettings(app, root) {
     h('div', {}, tilesSave),
   );
 
+  // Camera clocks
+  const cameraList = h('div', { class: 'camera-list', id: 'settings-cameras' });
+  const estimateBtn = h('button', { class: 'btn', type: 'button', id: 'cameras-estimate', onclick: () => estimateClocks() }, icon('clock', 16), 'Estimate from photos');
+
   // History
   const histList = h('div', { class: 'history-list', id: 'settings-history' });
 
@@ -67,6 +71,13 @@ export default function createSettings(app, root) {
     sec('settings-folders', 'Library folders', 'Pinpoint scans these folders (and their subfolders) for photos.', rootsList, rootForm),
     sec('settings-writing', 'Writing locations', 'Where accepted and hand-placed locations are stored. Every change is journaled and can be undone.', modeBox),
     sec('settings-map', 'Map', 'Pinpoint’s own map is drawn offline from Natural Earth data. Nothing is fetched from the internet unless you enable an online map here (an https:// tile server); the tile server then sees which areas you look at. Tiles you have seen are kept on disk and show offline.', tilesForm),
+    sec(
+      'settings-cameras-section',
+      'Camera clocks',
+      'A camera without GPS is placed by time along the photos of a camera with GPS (your phone), once its clock offset is known. Pinpoint estimates the offset from photos of both that show the same scene; confirm it or type your own (−1h07m, +45s, −01:07:00).',
+      cameraList,
+      h('div', { class: 'inline-form' }, estimateBtn),
+    ),
     sec('settings-references', 'Reference databases', 'Collections of located photos that proposals are compared with, beside your own located photos.', refList),
     sec('settings-engine-section', 'Engine', null, engine),
     sec('settings-history-section', 'Edit history', 'Every batch of location changes, newest first.', histList),
@@ -167,6 +178,75 @@ export default function createSettings(app, root) {
       );
     } catch (e) {
       setChildren(refList, h('p', { class: 'muted' }, `Could not load reference databases: ${e.message}`));
+    }
+  }
+
+  async function loadCameras() {
+    try {
+      const list = await api.cameras();
+      const cams = Array.isArray(list) ? list : [];
+      if (!cams.length) {
+        setChildren(cameraList, h('p', { class: 'muted' }, 'No photo records the camera it was taken with.'));
+        return;
+      }
+      setChildren(cameraList, cams.map(cameraRow));
+    } catch (e) {
+      setChildren(cameraList, h('p', { class: 'muted' }, `Could not load cameras: ${e.message}`));
+    }
+  }
+
+  function cameraRow(c) {
+    const known = Number.isFinite(c.offsetS);
+    const status = known
+      ? `${formatClockOffset(c.offsetS)}${Number.isFinite(c.spreadS) ? ` ± ${Math.round(c.spreadS)} s` : ''} · ${c.source === 'set' ? 'set by you' : `estimated from ${plural(c.pairs.length, 'pair')}`}`
+      : c.note || 'No clock offset';
+    const input = h('input', { class: 'input input-small', type: 'text', placeholder: known ? formatClockOffset(c.offsetS) : '−1h07m', spellcheck: 'false', 'aria-label': `Clock offset of ${c.camera}` });
+    const form = h(
+      'form',
+      { class: 'inline-form', onsubmit: (e) => { e.preventDefault(); setOffset(c.camera, input.value || (known ? String(c.offsetS) : '')); } },
+      input,
+      h('button', { class: 'btn btn-small', type: 'submit' }, known && c.source !== 'set' && !input.value ? 'Confirm' : 'Set'),
+      c.source === 'set' ? h('button', { class: 'btn btn-small', type: 'button', onclick: () => setOffset(c.camera, null) }, 'Use the estimate') : null,
+    );
+    const pairs = (c.pairs || []).slice(0, 6).map((p) =>
+      h(
+        'div',
+        { class: 'clock-pair', title: `${p.inliers} matching points` },
+        p.photoId !== null ? img(api.thumbUrl(p.photoId), { className: 'clock-thumb', alt: p.photoName }) : null,
+        p.referenceId !== null ? img(api.thumbUrl(p.referenceId), { className: 'clock-thumb', alt: p.referenceName }) : null,
+        h('div', { class: 'muted small' }, `${p.photoName} ↔ ${p.referenceName}: ${formatClockOffset(p.seconds)}`),
+      ),
+    );
+    return h(
+      'div',
+      { class: 'camera', dataset: { camera: c.camera } },
+      h(
+        'div',
+        { class: 'row-text' },
+        h('div', { class: 'row-title' }, c.camera),
+        h('div', { class: 'muted small' }, `${plural(c.photos, 'photo')}, ${formatCount(c.tagged)} located · ${status}`),
+      ),
+      c.note && c.note.startsWith('records GPS') ? null : form,
+      pairs.length ? h('div', { class: 'clock-pairs' }, pairs) : null,
+    );
+  }
+
+  async function setOffset(camera, text) {
+    try {
+      await api.setCameraOffset(camera, text);
+      app.toast(text === null ? `${camera}: the estimated offset applies` : `${camera}: clock offset set — run Propose to place its photos`, { kind: 'success' });
+      loadCameras();
+    } catch (e) {
+      app.toastError(e, `Could not set the clock of ${camera}`);
+    }
+  }
+
+  async function estimateClocks() {
+    try {
+      await api.startJob('cameras');
+      app.toast('Estimating camera clocks — see Jobs', { kind: 'info' });
+    } catch (e) {
+      app.toastError(e, 'Could not start the estimate');
     }
   }
 
@@ -318,12 +398,14 @@ export default function createSettings(app, root) {
         loadSettings();
       }
       loadRefdbs();
+      loadCameras();
       loadHistory();
       renderOverview();
     },
     hide() {},
     refresh(what) {
       if (what.has('locations')) loadHistory();
+      if (what.has('proposals') || what.has('settings')) loadCameras();
       if (what.has('roots')) renderOverview();
     },
     onKey() {
